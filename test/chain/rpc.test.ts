@@ -1,0 +1,86 @@
+import { expect } from "chai";
+import http from "node:http";
+import { connectRpc, probeChainId, RpcUnavailableError } from "../../lib/chain/rpc.js";
+import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
+
+describe("chain RPC access", function () {
+  let node: RunningNode;
+
+  before(async function () {
+    node = await startHardhatNode();
+  });
+  after(async () => node?.stop());
+
+  it("probes the chain id of a real hardhat node", async () => {
+    expect(await probeChainId(node.url)).to.equal(31337n);
+    const provider = await connectRpc(node.url);
+    expect(await provider.getBlockNumber()).to.be.a("number");
+    provider.destroy();
+  });
+
+  it("fails fast with one clear error naming a dead endpoint", async () => {
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const error = await connectRpc(dead).catch((e) => e);
+    expect(error).to.be.instanceOf(RpcUnavailableError);
+    expect(error.message).to.include(dead);
+    expect(Date.now() - started).to.be.below(5_000);
+  });
+
+  it("rejects an endpoint that does not speak JSON-RPC", async () => {
+    const server = http.createServer((_req, res) => res.end("<html>not rpc</html>"));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const error = await probeChainId(url).catch((e) => e);
+    server.close();
+    expect(error).to.be.instanceOf(RpcUnavailableError);
+    expect(error.message).to.include("did not answer eth_chainId with JSON");
+  });
+
+  it("retries transient failures: a proxy that fails the first requests with 503", async () => {
+    let failuresLeft = 2;
+    let requests = 0;
+    const proxy = http.createServer(async (req, res) => {
+      requests++;
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks).toString();
+      const isChainId = body.includes("eth_chainId");
+      if (!isChainId && failuresLeft > 0) {
+        failuresLeft--;
+        res.writeHead(503).end("busy");
+        return;
+      }
+      const upstream = await fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body });
+      res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const provider = await connectRpc(url, { backoffMs: 10 });
+    const block = await provider.getBlockNumber();
+    provider.destroy();
+    proxy.close();
+    expect(block).to.be.a("number");
+    expect(failuresLeft).to.equal(0);
+    expect(requests).to.be.at.least(4);
+  });
+
+  it("gives up after the configured attempts with an error naming the URL", async () => {
+    const proxy = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        if (body.includes("eth_chainId")) res.writeHead(200, { "content-type": "application/json" }).end('{"jsonrpc":"2.0","id":1,"result":"0x7a69"}');
+        else res.writeHead(503).end("down");
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const provider = await connectRpc(url, { attempts: 3, backoffMs: 5 });
+    const error = await provider.getBlockNumber().catch((e) => e);
+    provider.destroy();
+    proxy.close();
+    expect(error).to.be.instanceOf(RpcUnavailableError);
+    expect(error.message).to.include(url).and.to.include("failed 3 times");
+  });
+});
