@@ -169,7 +169,7 @@ interface IAnchorCoordinator {
         uint256 aggregationEnd;
         uint256 commitCount;
         uint256 revealCount;
-        uint256 budget;
+        uint256 budget; // reserved, not yet settled (0 once finalized or, for a failed round, released)
         uint256 unclaimedRewards;
         bytes32 resultHash;
         bytes32 rewardsRoot;
@@ -200,6 +200,13 @@ interface IAnchorCoordinator {
 
     /// @notice A task was created by `owner` with `config`; its global model starts at `config.genesisModelDigest`.
     event TaskCreated(uint256 indexed taskId, address indexed owner, TaskConfig config);
+
+    /// @notice The task's ownership (the right to open rounds) moved from `previousOwner` to `newOwner`.
+    event TaskOwnershipTransferred(
+        uint256 indexed taskId,
+        address indexed previousOwner,
+        address indexed newOwner
+    );
 
     /// @notice `funder` added `amount` to the task's reward escrow, which now holds `escrowAfter`.
     event RewardsFunded(uint256 indexed taskId, address indexed funder, uint256 amount, uint256 escrowAfter);
@@ -244,7 +251,12 @@ interface IAnchorCoordinator {
     );
 
     /// @notice `participant` committed to an update in `round`.
-    event Committed(uint256 indexed taskId, uint256 indexed round, address indexed participant, bytes32 commitment);
+    event Committed(
+        uint256 indexed taskId,
+        uint256 indexed round,
+        address indexed participant,
+        bytes32 commitment
+    );
 
     /**
      * @notice `participant` revealed its update: `updateDigest` is the sha-256 of the file, `contentRoot` is
@@ -269,7 +281,12 @@ interface IAnchorCoordinator {
     );
 
     /// @notice `aggregator` added `amount` to its bond, which is now `bondAfter`.
-    event AggregatorBonded(uint256 indexed taskId, address indexed aggregator, uint256 amount, uint256 bondAfter);
+    event AggregatorBonded(
+        uint256 indexed taskId,
+        address indexed aggregator,
+        uint256 amount,
+        uint256 bondAfter
+    );
 
     /// @notice `aggregator` took back its whole bond `amount`.
     event AggregatorUnbonded(uint256 indexed taskId, address indexed aggregator, uint256 amount);
@@ -312,7 +329,12 @@ interface IAnchorCoordinator {
     );
 
     /// @notice `account` claimed its reward `amount` for `round`.
-    event RewardClaimed(uint256 indexed taskId, uint256 indexed round, address indexed account, uint256 amount);
+    event RewardClaimed(
+        uint256 indexed taskId,
+        uint256 indexed round,
+        address indexed account,
+        uint256 amount
+    );
 
     // ----------------------------------------------------------------- errors
 
@@ -327,6 +349,9 @@ interface IAnchorCoordinator {
 
     /// @notice Only the task owner `owner` may do this; `caller` is not it.
     error NotTaskOwner(uint256 taskId, address owner, address caller);
+
+    /// @notice A task owner must be a non-zero address.
+    error InvalidTaskOwner(address newOwner);
 
     /// @notice Only the task owner or one of its aggregators may open rounds; `caller` is neither.
     error NotTaskOperator(uint256 taskId, address caller);
@@ -380,7 +405,13 @@ interface IAnchorCoordinator {
     error AlreadyRevealed(uint256 taskId, uint256 round, address account);
 
     /// @notice The reveal hashes to `computed`, but `account`'s stored commitment is `stored`.
-    error CommitmentMismatch(uint256 taskId, uint256 round, address account, bytes32 stored, bytes32 computed);
+    error CommitmentMismatch(
+        uint256 taskId,
+        uint256 round,
+        address account,
+        bytes32 stored,
+        bytes32 computed
+    );
 
     /// @notice `account` has no unrevealed, unslashed commitment in `round` (its last round is `lastRound`).
     error NoUnrevealedCommitment(uint256 taskId, uint256 round, address account, uint256 lastRound);
@@ -432,6 +463,13 @@ interface IAnchorCoordinator {
      * @return taskId the new task's id
      */
     function createTask(TaskConfig calldata config) external returns (uint256 taskId);
+
+    /**
+     * @notice Hands the task to `newOwner` (task owner only; one step, so double-check the address).
+     * @param taskId the task
+     * @param newOwner the next owner, non-zero
+     */
+    function transferTaskOwnership(uint256 taskId, address newOwner) external;
 
     /**
      * @notice Adds `amount` of the stake token to the task's reward escrow (anyone may fund; the caller pays).
