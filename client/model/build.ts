@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { AnchorFLError } from "../../lib/errors.js";
 import { canonicalOrder, elementCount, type Tensor } from "../../lib/tensors.js";
 import { ensureBackend } from "./backend.js";
-import { checkModelSpec, modelShapes, type ModelSpec } from "./spec.js";
+import { checkModelSpec, modelShapes, ModelSpecError, type ModelSpec } from "./spec.js";
 
 export class WeightsMismatchError extends AnchorFLError {}
 
@@ -17,7 +17,12 @@ const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b
 export async function buildModel(spec: ModelSpec): Promise<tf.LayersModel> {
   checkModelSpec(spec);
   await ensureBackend();
-  const model = await tf.models.modelFromJSON({ modelTopology: spec.topology as unknown as tf.io.ModelJSON["modelTopology"] });
+  let model: tf.LayersModel;
+  try {
+    model = await tf.models.modelFromJSON({ modelTopology: spec.topology as unknown as tf.io.ModelJSON["modelTopology"] });
+  } catch (cause) {
+    throw new ModelSpecError(`tfjs could not build spec ${spec.name}: ${(cause as Error).message}`, { cause });
+  }
   // The pure shape inference is what files are checked against; make sure tfjs agrees.
   const expected = modelShapes(spec);
   const built = canonicalOrder(model.trainableWeights.map((w) => ({ name: weightName(w), shape: w.shape as number[] })));

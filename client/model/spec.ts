@@ -7,7 +7,8 @@
 //
 // This module is pure (no tfjs): shapes are inferred from the topology for the layer
 // classes listed below, which doubles as an allow-list for specs received from others.
-import { createHash } from "node:crypto";
+import { canonicalJson, canonicalJsonBytes } from "../../lib/canonical-json.js";
+import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { AnchorFLError } from "../../lib/errors.js";
 import { deriveSeed } from "../../lib/random.js";
 import { canonicalOrder, type TensorShape } from "../../lib/tensors.js";
@@ -34,28 +35,11 @@ export interface ModelSpec {
 
 export class ModelSpecError extends AnchorFLError {}
 
-// ---- canonical JSON --------------------------------------------------------------------
-
-/** JSON with object keys sorted (code-unit order) and no whitespace; rejects non-finite numbers. */
-export function canonicalJson(value: unknown, at = "$"): string {
-  if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number") {
-    if (!Number.isFinite(value)) throw new ModelSpecError(`expected a finite number at ${at}, found ${value}`);
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) return `[${value.map((v, i) => canonicalJson(v, `${at}[${i}]`)).join(",")}]`;
-  if (typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v, `${at}.${k}`)}`).join(",")}}`;
-  }
-  throw new ModelSpecError(`expected JSON data at ${at}, found ${typeof value}`);
-}
+// ---- encoding and digest ----------------------------------------------------------
 
 /** The bytes that are pinned and hashed: canonical JSON, UTF-8. */
 export function encodeModelSpec(spec: ModelSpec): Uint8Array {
-  return new TextEncoder().encode(canonicalJson(checkModelSpec(spec)));
+  return canonicalJsonBytes(checkModelSpec(spec));
 }
 
 /** Parses and checks spec bytes received from elsewhere (e.g. fetched by digest). */
@@ -66,12 +50,18 @@ export function decodeModelSpec(bytes: Uint8Array): ModelSpec {
   } catch (cause) {
     throw new ModelSpecError(`expected UTF-8 JSON model spec, found unparsable bytes (${(cause as Error).message})`, { cause });
   }
-  return checkModelSpec(parsed as ModelSpec);
+  const spec = checkModelSpec(parsed as ModelSpec);
+  // Only canonical bytes are accepted, so the digest of the bytes fetched is the spec's digest.
+  const canonical = encodeModelSpec(spec);
+  if (canonical.length !== bytes.length || canonical.some((b, i) => b !== bytes[i])) {
+    throw new ModelSpecError(`expected canonical JSON (sorted keys, no whitespace) of ${canonical.length} bytes, found ${bytes.length} bytes in another form`);
+  }
+  return spec;
 }
 
 /** 0x-prefixed hex sha-256 of the canonical spec bytes. */
-export function modelSpecDigest(spec: ModelSpec): string {
-  return `0x${createHash("sha256").update(encodeModelSpec(spec)).digest("hex")}`;
+export function modelSpecDigest(spec: ModelSpec): Hex32 {
+  return sha256Digest(encodeModelSpec(spec));
 }
 
 // ---- shape inference (and validation) -------------------------------------------------
