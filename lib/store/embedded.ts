@@ -1,0 +1,299 @@
+// The default content store: an embedded Helia node with blocks and pins on disk in one
+// data folder, no daemon and no network.
+//
+// Several local processes (participants, aggregators) share the SAME folder rather than
+// each running its own node and exchanging blocks over bitswap. Why: a participant's update
+// must stay retrievable after its process exits (the aggregator reads it later, `verify`
+// reads it days later); with one node per process it would vanish with the process unless
+// someone else had already fetched it. Sharing is safe because
+//   - blocks are content-addressed files written atomically (AtomicFsBlockstore): a reader
+//     sees no file or a whole one, and identical concurrent writes are harmless;
+//   - the only read-modify-write state, pin metadata, and garbage collection run under a
+//     cross-process folder lock (lock.ts) with stale-lock recovery;
+//   - gc spares unpinned blocks younger than a grace period, so a block another process has
+//     just written and is about to pin is not collected between its put and its pin.
+// Every block read is hashed against its CID and every file against its reference.
+import { opendir, mkdir, stat, unlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import * as dagPb from "@ipld/dag-pb";
+import { unixfs } from "@helia/unixfs";
+import { FsDatastore } from "datastore-fs";
+import { createHeliaLight, type Helia } from "helia";
+import type { CID } from "multiformats/cid";
+import { sha256 } from "multiformats/hashes/sha2";
+import { importWithFixedSettings, resolveRef, storedContentOf, verifyContent, type ContentRef, type StoredContent } from "./cid.js";
+import { ContentNotFoundError, ContentTimeoutError, ContentTooLargeError, IntegrityError, StoreError, StoreUnavailableError } from "./errors.js";
+import { AtomicFsBlockstore, BLOCK_EXTENSION, TEMP_EXTENSION } from "./fs-blockstore.js";
+import { withFolderLock, type LockOptions } from "./lock.js";
+import { DEFAULT_MAX_BYTES, type ContentStore, type GetOptions } from "./types.js";
+
+const DAG_PB_CODEC = 0x70;
+const DEFAULT_GET_TIMEOUT_MS = 30_000;
+// A temp file this old belongs to a write that crashed; younger ones may be in flight.
+const TEMP_FILE_GRACE_MS = 3_600_000;
+
+export interface EmbeddedStoreOptions {
+  dataDir: string;
+  lock?: LockOptions;
+}
+
+export interface GcOptions {
+  /** Unpinned blocks modified more recently than this survive (default 1 hour; see module comment). */
+  graceMs?: number;
+}
+
+export interface GcResult {
+  removedBlocks: number;
+  keptBlocks: number;
+}
+
+export class EmbeddedStore implements ContentStore {
+  readonly description: string;
+
+  private constructor(
+    readonly dataDir: string,
+    private readonly blockstore: AtomicFsBlockstore,
+    private readonly datastore: FsDatastore,
+    private readonly helia: Helia,
+    private readonly lockOptions: LockOptions,
+  ) {
+    this.description = `embedded Helia store at ${dataDir}`;
+  }
+
+  static async open(options: EmbeddedStoreOptions): Promise<EmbeddedStore> {
+    const dataDir = resolve(options.dataDir);
+    const lockOptions = options.lock ?? {};
+    try {
+      await mkdir(join(dataDir, "locks"), { recursive: true });
+      const blockstore = new AtomicFsBlockstore(join(dataDir, "blocks"));
+      const datastore = new FsDatastore(join(dataDir, "datastore"));
+      await blockstore.open();
+      await datastore.open();
+      const helia = createHeliaLight({ blockstore, datastore });
+      // Start writes node metadata to the datastore: do it under the lock like every other datastore write.
+      await withFolderLock(join(dataDir, "locks", "pins"), () => helia.start(), lockOptions);
+      return new EmbeddedStore(dataDir, blockstore, datastore, helia, lockOptions);
+    } catch (cause) {
+      if (cause instanceof StoreError) throw cause;
+      throw new StoreUnavailableError(`expected a writable data folder at ${dataDir}, found: ${(cause as Error).message}`, {
+        hint: "set ANCHORFL_IPFS_DIR to a folder this user can write, or IPFS_API to use a Kubo node",
+        details: { dataDir },
+        cause,
+      });
+    }
+  }
+
+  async put(bytes: Uint8Array): Promise<StoredContent> {
+    const cid = await importWithFixedSettings(bytes, this.blockstore);
+    return storedContentOf(cid, bytes);
+  }
+
+  async get(ref: ContentRef, options: GetOptions = {}): Promise<Uint8Array> {
+    const resolved = resolveRef(ref);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_GET_TIMEOUT_MS;
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    const signal = AbortSignal.timeout(timeoutMs);
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of unixfs({ blockstore: this.verifyingBlockstore(resolved.cid) }).cat(resolved.cid, { signal })) {
+        size += chunk.length;
+        if (size > maxBytes) {
+          throw new ContentTooLargeError(`expected at most ${maxBytes} bytes of ${resolved.cid}, found more in ${this.description}`, {
+            details: { cid: resolved.cid.toString(), maxBytes },
+          });
+        }
+        chunks.push(chunk);
+      }
+    } catch (err) {
+      throw this.translate(err, resolved.cid, timeoutMs);
+    }
+    const bytes = Buffer.concat(chunks);
+    await verifyContent(bytes, resolved, this.description);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  }
+
+  async has(ref: ContentRef): Promise<boolean> {
+    const { cid } = resolveRef(ref);
+    return (await this.missingBlock(cid)) === undefined;
+  }
+
+  async pin(ref: ContentRef): Promise<void> {
+    const { cid } = resolveRef(ref);
+    await this.locked(async () => {
+      if (await this.pinnedUnlocked(cid)) return;
+      const missing = await this.missingBlock(cid);
+      if (missing !== undefined) {
+        throw new ContentNotFoundError(`expected ${cid} to be complete in ${this.description} before pinning, found block ${missing} missing`, {
+          hint: "put the file into this store first",
+          details: { cid: cid.toString(), missing: missing.toString(), where: this.dataDir },
+        });
+      }
+      try {
+        for await (const _ of this.helia.pins.add(cid)) {
+          // draining the generator performs the pin
+        }
+      } catch (err) {
+        if ((err as Error).name !== "AlreadyPinnedError") throw err;
+      }
+    });
+  }
+
+  async unpin(ref: ContentRef): Promise<void> {
+    const { cid } = resolveRef(ref);
+    await this.locked(async () => {
+      if (!(await this.pinnedUnlocked(cid))) return;
+      for await (const _ of this.helia.pins.rm(cid)) {
+        // draining the generator performs the unpin
+      }
+    });
+  }
+
+  async isPinned(ref: ContentRef): Promise<boolean> {
+    return this.pinnedUnlocked(resolveRef(ref).cid);
+  }
+
+  /** Every pinned root CID. */
+  async pinnedCids(): Promise<string[]> {
+    const cids: string[] = [];
+    for await (const pin of this.helia.pins.ls()) cids.push(pin.cid.toString());
+    return cids;
+  }
+
+  /**
+   * Deletes blocks no pin reaches. Liveness is recomputed by walking every pinned DAG
+   * rather than trusted from Helia's per-block pin counts, which helia 7.1 can get wrong
+   * when two pins share a block (its `pins.rm` filter keeps the wrong entries).
+   */
+  async gc(options: GcOptions = {}): Promise<GcResult> {
+    const graceMs = options.graceMs ?? 3_600_000;
+    return this.locked(async () => {
+      const live = new Set<string>();
+      for await (const pin of this.helia.pins.ls()) await this.collectBlockPaths(pin.cid, live);
+      let removedBlocks = 0;
+      let keptBlocks = 0;
+      const now = Date.now();
+      for await (const file of walkFiles(this.blockstore.path)) {
+        const isBlock = file.endsWith(BLOCK_EXTENSION);
+        if (!isBlock && !file.endsWith(TEMP_EXTENSION)) continue;
+        if (isBlock && live.has(file)) {
+          keptBlocks++;
+          continue;
+        }
+        const age = now - (await stat(file).catch(() => ({ mtimeMs: now }))).mtimeMs;
+        if (age < (isBlock ? graceMs : Math.max(graceMs, TEMP_FILE_GRACE_MS))) {
+          if (isBlock) keptBlocks++;
+          continue;
+        }
+        await unlink(file).catch(() => undefined); // another gc may have removed it
+        if (isBlock) removedBlocks++;
+      }
+      return { removedBlocks, keptBlocks };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.helia.stop();
+    await this.datastore.close();
+    await this.blockstore.close();
+  }
+
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    return withFolderLock(join(this.dataDir, "locks", "pins"), fn, this.lockOptions);
+  }
+
+  private async pinnedUnlocked(cid: CID): Promise<boolean> {
+    try {
+      await this.helia.pins.get(cid);
+      return true;
+    } catch (err) {
+      if ((err as Error).name === "NotFoundError") return false;
+      throw err;
+    }
+  }
+
+  /** The first block of the DAG under `cid` that is not on disk, or undefined if all are. */
+  private async missingBlock(cid: CID): Promise<CID | undefined> {
+    if (!(await this.blockstore.has(cid))) return cid;
+    if (cid.code !== DAG_PB_CODEC) return undefined;
+    for (const link of dagPb.decode(await this.readBlock(cid)).Links) {
+      const missing = await this.missingBlock(link.Hash);
+      if (missing !== undefined) return missing;
+    }
+    return undefined;
+  }
+
+  private async collectBlockPaths(cid: CID, into: Set<string>): Promise<void> {
+    if (!(await this.blockstore.has(cid))) return; // a pinned DAG with a lost block: keep what is left
+    into.add(this.blockstore.pathOf(cid));
+    if (cid.code !== DAG_PB_CODEC) return;
+    for (const link of dagPb.decode(await this.readBlock(cid)).Links) await this.collectBlockPaths(link.Hash, into);
+  }
+
+  /** Reads one block and refuses it unless it hashes to its CID. */
+  private async readBlock(cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of this.blockstore.get(cid, { signal })) chunks.push(chunk);
+    const bytes = new Uint8Array(Buffer.concat(chunks));
+    const hash = await sha256.digest(bytes);
+    if (!equalBytes(hash.bytes, cid.multihash.bytes)) {
+      throw new IntegrityError(`block ${cid} in ${this.description} is damaged: its bytes do not hash to its CID`, {
+        hint: "the file on disk was altered; put the content again to rewrite it",
+        details: { cid: cid.toString(), file: this.blockstore.pathOf(cid) },
+      });
+    }
+    return bytes;
+  }
+
+  private verifyingBlockstore(root: CID) {
+    return {
+      get: async function* (this: EmbeddedStore, cid: CID, options?: { signal?: AbortSignal }) {
+        yield await this.readBlock(cid, options?.signal);
+      }.bind(this),
+      put: () => {
+        throw new StoreError(`reading ${root} from ${this.description} must not write blocks`);
+      },
+      has: (cid: CID) => this.blockstore.has(cid),
+    };
+  }
+
+  private translate(err: unknown, cid: CID, timeoutMs: number): Error {
+    if (err instanceof StoreError) return err;
+    const name = (err as Error).name;
+    if (name === "TimeoutError" || name === "AbortError") {
+      return new ContentTimeoutError(`expected ${cid} from ${this.description} within ${timeoutMs} ms, found it still reading`, {
+        details: { cid: cid.toString(), where: this.dataDir, timeoutMs },
+        cause: err,
+      });
+    }
+    if (name === "NotFoundError") {
+      return new ContentNotFoundError(`expected ${cid} in ${this.description}, found it (or one of its blocks) missing`, {
+        hint: "the file was never put into this folder, or was unpinned and garbage-collected",
+        details: { cid: cid.toString(), where: this.dataDir },
+        cause: err,
+      });
+    }
+    return new StoreError(`reading ${cid} from ${this.description} failed: ${(err as Error).message}`, {
+      details: { cid: cid.toString(), where: this.dataDir },
+      cause: err,
+    });
+  }
+}
+
+async function* walkFiles(dir: string): AsyncGenerator<string> {
+  let handle;
+  try {
+    handle = await opendir(dir);
+  } catch {
+    return; // a shard folder removed meanwhile
+  }
+  for await (const entry of handle) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* walkFiles(path);
+    else if (entry.isFile()) yield path;
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
