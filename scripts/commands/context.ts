@@ -1,0 +1,102 @@
+// What every command needs, built once from the global options: settings, the chain (provider,
+// signer, coordinator), and the content store. The demo builds the same Context from the
+// in-process chain, so commands and the demo share one code path.
+import path from "node:path";
+import type { Command } from "commander";
+import type { Provider, Signer } from "ethers";
+import { connectCoordinator, type AnchorCoordinator } from "../../lib/chain/coordinator.js";
+import { connectRpc } from "../../lib/chain/rpc.js";
+import { loadSigner, readDeployment, resolveSettings, type Settings, type SettingsOverrides } from "../../lib/config.js";
+import { openContentStore, type ContentStore, type StoreConfig } from "../../lib/store/index.js";
+
+export interface Context {
+  readonly settings: Settings;
+  readonly provider: Provider;
+  readonly chainId: bigint;
+  readonly signer: Signer;
+  readonly coordinator: AnchorCoordinator;
+  /** Block the coordinator was deployed in: event readers start there. */
+  readonly fromBlock: number;
+  /** Opened on first use; closed by `close()`. */
+  store(): Promise<ContentStore>;
+  close(): Promise<void>;
+}
+
+export interface GlobalOptions {
+  rpc?: string;
+  home?: string;
+  account?: string;
+  coordinator?: string;
+  ipfs?: string;
+}
+
+/** Adds the options every command shares. */
+export function addGlobalOptions(program: Command): Command {
+  return program
+    .option("--rpc <url>", "JSON-RPC endpoint (env ANCHORFL_RPC_URL; default http://127.0.0.1:8545)")
+    .option("--home <dir>", "data folder: deployments, embedded IPFS store, journals (env ANCHORFL_HOME; default ./.anchorfl)")
+    .option("--account <index>", "Hardhat development account to sign with, local chain only (env ANCHORFL_ACCOUNT; default 0)")
+    .option("--coordinator <address>", "coordinator address (env ANCHORFL_COORDINATOR; default: the recorded deployment)")
+    .option("--ipfs <url>", "Kubo RPC endpoint instead of the embedded store (env IPFS_API)");
+}
+
+export function settingsFrom(options: GlobalOptions, env: NodeJS.ProcessEnv = process.env): Settings {
+  const overrides: SettingsOverrides = {
+    ...(options.rpc ? { rpcUrl: options.rpc } : {}),
+    ...(options.home ? { home: options.home } : {}),
+    ...(options.account !== undefined ? { localAccount: Number(options.account) } : {}),
+    ...(options.coordinator ? { coordinator: options.coordinator } : {}),
+  };
+  return resolveSettings(env, overrides);
+}
+
+/** The store the settings select: a Kubo RPC node when given, else the embedded store under `home`. */
+export function storeConfigFor(settings: Settings, ipfs: string | undefined, env: NodeJS.ProcessEnv = process.env): StoreConfig {
+  const url = ipfs ?? env.IPFS_API?.trim();
+  return url ? { kind: "kubo", url } : { kind: "embedded", dataDir: path.join(settings.home, "ipfs") };
+}
+
+/** Builds a Context from already-connected parts (used by the demo on the in-process chain). */
+export function makeContext(parts: {
+  settings: Settings;
+  provider: Provider;
+  chainId: bigint;
+  signer: Signer;
+  coordinator: AnchorCoordinator;
+  fromBlock: number;
+  storeConfig: StoreConfig;
+  sharedStore?: ContentStore;
+}): Context {
+  let store: Promise<ContentStore> | undefined = parts.sharedStore ? Promise.resolve(parts.sharedStore) : undefined;
+  return {
+    settings: parts.settings,
+    provider: parts.provider,
+    chainId: parts.chainId,
+    signer: parts.signer,
+    coordinator: parts.coordinator,
+    fromBlock: parts.fromBlock,
+    store: () => (store ??= openContentStore(parts.storeConfig)),
+    close: async () => {
+      if (store && !parts.sharedStore) await (await store).close();
+      const p = parts.provider as { destroy?: () => void };
+      p.destroy?.();
+    },
+  };
+}
+
+/** Connects to the chain the options name, finds the deployment and the signer. */
+export async function openContext(options: GlobalOptions): Promise<Context> {
+  const settings = settingsFrom(options);
+  const provider = await connectRpc(settings.rpcUrl);
+  const chainId = (await provider.getNetwork()).chainId;
+  const signer = await loadSigner(settings, provider, chainId);
+  let address = settings.coordinator;
+  let fromBlock = 0;
+  if (!address) {
+    const deployment = await readDeployment(settings.home, chainId);
+    address = deployment.coordinator;
+    fromBlock = deployment.deployBlock;
+  }
+  const coordinator = await connectCoordinator(address, signer);
+  return makeContext({ settings, provider, chainId, signer, coordinator, fromBlock, storeConfig: storeConfigFor(settings, options.ipfs) });
+}
