@@ -39,7 +39,7 @@ function withHeader(bytes: Uint8Array, f: Framing, header: Framing["header"]): U
 
 /**
  * Corrupts a valid update file:
- * - "nan": the first float of the first tensor becomes NaN (framing stays valid);
+ * - "nan": the first value stored in the data section becomes NaN (framing stays valid);
  * - "truncate": the last 4 bytes are cut off, so the data is shorter than the header says;
  * - "wrong-shape": the first tensor's shape is reversed (or [n] becomes [1, n]): the file is
  *   self-consistent but no longer matches the model;
@@ -51,7 +51,9 @@ export function corruptUpdateFile(bytes: Uint8Array, corruption: Corruption): Ui
   if (entries.length === 0) throw new MalformedFileError("expected at least one tensor in the file to corrupt, found none");
   switch (corruption) {
     case "nan": {
-      const [, first] = entries.reduce((a, b) => (b[1].data_offsets[0] < a[1].data_offsets[0] ? b : a));
+      const nonEmpty = entries.filter(([, e]) => e.data_offsets[1] > e.data_offsets[0]);
+      if (nonEmpty.length === 0) throw new MalformedFileError("expected a tensor with at least one value to put a NaN in, found only empty tensors");
+      const [, first] = nonEmpty.reduce((a, b) => (b[1].data_offsets[0] < a[1].data_offsets[0] ? b : a));
       const out = bytes.slice();
       new DataView(out.buffer).setFloat32(8 + f.headerLength + first.data_offsets[0], Number.NaN, true);
       return out;
