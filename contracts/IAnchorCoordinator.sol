@@ -68,7 +68,6 @@ interface IAnchorCoordinator {
     enum ConfigField {
         StakeToken,
         MinStake,
-        RewardPerRound,
         CommitWindow,
         RevealWindow,
         AggregationWindow,

@@ -5,6 +5,7 @@ import { commitmentOf as libCommitmentOf } from "../../lib/commitment.js";
 import {
   commitUpdate,
   commitmentFor,
+  createTask,
   deployRoundOpen,
   deployStaked,
   ethers,
@@ -69,8 +70,7 @@ describe("AnchorCoordinator rounds", function () {
       await expect(w.coordinator.openRound(7n))
         .to.be.revertedWithCustomError(w.coordinator, "UnknownTask")
         .withArgs(7n, 2n);
-      const config = await w.coordinator.taskConfig(w.taskId);
-      await w.coordinator.createTask({ ...config.toObject(true), aggregators: [...config.aggregators] });
+      await createTask(w);
       await expect(w.coordinator.openRound(2n))
         .to.be.revertedWithCustomError(w.coordinator, "InsufficientEscrow")
         .withArgs(2n, DEFAULTS.rewardPerRound, 0n);
@@ -150,8 +150,7 @@ describe("AnchorCoordinator rounds", function () {
       await expect(w.coordinator.connect(p).commit(5n, 1n, c))
         .to.be.revertedWithCustomError(w.coordinator, "UnknownTask")
         .withArgs(5n, 2n);
-      const config = await w.coordinator.taskConfig(w.taskId);
-      await w.coordinator.createTask({ ...config.toObject(true), aggregators: [...config.aggregators] });
+      await createTask(w);
       await expect(w.coordinator.connect(p).commit(2n, 0n, c))
         .to.be.revertedWithCustomError(w.coordinator, "UnexpectedRoundPhase")
         .withArgs(2n, 0n, Phase.None, phases(Phase.Commit, Phase.Reveal, Phase.Aggregation));

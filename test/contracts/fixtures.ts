@@ -31,7 +31,6 @@ export enum Reason {
 export enum Field {
   StakeToken,
   MinStake,
-  RewardPerRound,
   CommitWindow,
   RevealWindow,
   AggregationWindow,
@@ -120,6 +119,18 @@ export async function deployWorld(): Promise<World> {
   await coordinator.fund(taskId, 10_000n * TOKEN);
   const chainId = (await ethers.provider.getNetwork()).chainId;
   return { token, coordinator, coordinatorAddress, owner, aggregators, participants, outsider, taskId, chainId };
+}
+
+/** Creates another task on the same token and aggregators (unfunded); returns its id. */
+export async function createTask(w: World, overrides: Partial<Record<string, unknown>> = {}): Promise<bigint> {
+  const taskId = await w.coordinator.nextTaskId();
+  const config = makeConfig(
+    await w.token.getAddress(),
+    w.aggregators.map((a) => a.address),
+    overrides,
+  );
+  await w.coordinator.createTask(config);
+  return taskId;
 }
 
 /** deployWorld plus staked participants and bonded aggregators. */
