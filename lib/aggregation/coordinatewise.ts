@@ -1,0 +1,160 @@
+// Coordinate-wise rules (Yin et al., "Byzantine-robust distributed learning", 2018): for each
+// coordinate, the median of the n values, or their mean after dropping the `trim` smallest
+// and `trim` largest. Every update counts equally (a Byzantine participant picks its own
+// numSamples). One column at a time is copied into a small reusable buffer and reduced by
+// in-place selection, so no copy of the matrix is made and nothing is allocated per coordinate.
+//
+// Score: L2 distance from the update to the aggregate. Higher = more suspicious.
+// Breakdown: median tolerates f < n/2 arbitrary updates; trimmed mean needs 2 * trim < n
+// (and tolerates f <= trim).
+import { withClip } from "./clipping.js";
+import { RuleParameterError } from "./errors.js";
+import { buildResult } from "./evidence.js";
+import { prepare } from "./input.js";
+import { integerAtLeast, numberInRange, requireBreakdown } from "./params.js";
+import { selectValue } from "./select.js";
+import type { AggregationResult, ClipOption, Update } from "./types.js";
+
+/** Coordinates per block: the block of every row is transposed into one small column-major buffer. */
+const BLOCK = 256;
+
+/**
+ * Copies coordinates [start, start + width) of every row into `block`, column-major
+ * (block[k * n + i] = rows[i][start + k]), so each coordinate's n values sit together.
+ */
+export function transposeBlock(rows: readonly Float32Array[], start: number, width: number, block: Float64Array): void {
+  const n = rows.length;
+  for (let i = 0; i < n; i++) {
+    const row = rows[i];
+    for (let k = 0; k < width; k++) block[k * n + i] = row[start + k];
+  }
+}
+
+/** Median of every coordinate (mean of the two middle values when n is even), rounded to float32. */
+export function coordinateMedian(rows: readonly Float32Array[], d: number): Float32Array {
+  const n = rows.length;
+  const block = new Float64Array(BLOCK * n);
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const out = new Float32Array(d);
+  const mid = n >> 1;
+  for (let start = 0; start < d; start += BLOCK) {
+    const width = Math.min(BLOCK, d - start);
+    transposeBlock(rows, start, width, block);
+    for (let k = 0; k < width; k++) {
+      const base = k * n;
+      for (let i = 0; i < n; i++) a[i] = block[base + i];
+      const upper = selectValue(a, b, n, mid);
+      out[start + k] = n % 2 === 1 ? upper : (lowerNeighbour(block, base, n, upper, mid) + upper) / 2;
+    }
+  }
+  return out;
+}
+
+/** The order statistic just below `value` (the `rank`-th smallest), from one pass over the column. */
+function lowerNeighbour(block: Float64Array, base: number, n: number, value: number, rank: number): number {
+  let below = 0;
+  let largest = -Infinity;
+  for (let i = base; i < base + n; i++) {
+    const x = block[i];
+    below += x < value ? 1 : 0;
+    largest = x < value && x > largest ? x : largest;
+  }
+  return below === rank ? largest : value;
+}
+
+/**
+ * Mean of every coordinate after dropping its `trim` smallest and `trim` largest values
+ * (2 * trim < n). The two cut values are order statistics; the kept values are then summed in
+ * canonical row order (values equal to a cut counted as often as they fall inside the kept
+ * ranks), so the sum does not depend on how selection arranged the buffer.
+ */
+export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, trim: number): Float32Array {
+  const n = rows.length;
+  const keep = n - 2 * trim;
+  const block = new Float64Array(BLOCK * n);
+  const a = new Float64Array(n);
+  const b = new Float64Array(n);
+  const out = new Float32Array(d);
+  for (let start = 0; start < d; start += BLOCK) {
+    const width = Math.min(BLOCK, d - start);
+    transposeBlock(rows, start, width, block);
+    for (let k = 0; k < width; k++) {
+      const base = k * n;
+      for (let i = 0; i < n; i++) a[i] = block[base + i];
+      const low = selectValue(a, b, n, trim);
+      for (let i = 0; i < n; i++) a[i] = block[base + i];
+      const high = selectValue(a, b, n, n - trim - 1);
+      out[start + k] = keptSum(block, base, n, trim, low, high) / keep;
+    }
+  }
+  return out;
+}
+
+function keptSum(block: Float64Array, base: number, n: number, trim: number, low: number, high: number): number {
+  if (low === high) return (n - 2 * trim) * low;
+  let inside = 0;
+  let belowOrAtLow = 0;
+  let aboveOrAtHigh = 0;
+  for (let i = base; i < base + n; i++) {
+    const x = block[i];
+    const strictlyInside = (x > low ? 1 : 0) & (x < high ? 1 : 0);
+    inside += strictlyInside * x;
+    belowOrAtLow += x <= low ? 1 : 0;
+    aboveOrAtHigh += x >= high ? 1 : 0;
+  }
+  // Copies of `low` occupy ranks up to belowOrAtLow - 1, of `high` from n - aboveOrAtHigh; the kept ranks are [trim, n - trim).
+  return inside + (belowOrAtLow - trim) * low + (aboveOrAtHigh - trim) * high;
+}
+
+export interface MedianOptions {
+  /** Number of Byzantine updates to tolerate; when given, the rule checks f < n/2. */
+  readonly f?: number;
+  readonly clip?: ClipOption;
+}
+
+export function median(updates: readonly Update[], options: MedianOptions = {}): AggregationResult {
+  const input = prepare(updates);
+  const params: Record<string, number | string> = {};
+  if (options.f !== undefined) {
+    const f = integerAtLeast("median", "f", options.f, 0);
+    requireBreakdown(2 * f < input.n, "median", "f < n/2", { n: input.n, f });
+    params.f = f;
+  }
+  if (options.clip !== undefined) params.clip = options.clip;
+  const { rows, clipFactors, details } = withClip(input, options.clip);
+  return buildResult("median", params, input, { aggregate: coordinateMedian(rows, input.d), clipFactors, details });
+}
+
+export interface TrimmedMeanOptions {
+  /** Values dropped at each end of every coordinate (give this or beta). */
+  readonly trim?: number;
+  /** Fraction dropped at each end, in [0, 0.5): trim = floor(beta * n). Default 0.2 when trim is not given. */
+  readonly beta?: number;
+  readonly clip?: ClipOption;
+}
+
+export function trimmedMean(updates: readonly Update[], options: TrimmedMeanOptions = {}): AggregationResult {
+  const input = prepare(updates);
+  const trim = resolveTrim(input.n, options);
+  requireBreakdown(2 * trim < input.n, "trimmed-mean", "2 * trim < n", { n: input.n, trim });
+  const params: Record<string, number | string> = { trim, ...(options.beta !== undefined ? { beta: options.beta } : {}) };
+  if (options.clip !== undefined) params.clip = options.clip;
+  const { rows, clipFactors, details } = withClip(input, options.clip);
+  return buildResult("trimmed-mean", params, input, {
+    aggregate: coordinateTrimmedMean(rows, input.d, trim),
+    clipFactors,
+    details: { trim, kept: input.n - 2 * trim, ...details },
+  });
+}
+
+function resolveTrim(n: number, options: TrimmedMeanOptions): number {
+  if (options.trim !== undefined && options.beta !== undefined) {
+    throw new RuleParameterError(`trimmed-mean: expected either trim or beta, found both (trim = ${options.trim}, beta = ${options.beta})`, {
+      details: { trim: options.trim, beta: options.beta },
+    });
+  }
+  if (options.trim !== undefined) return integerAtLeast("trimmed-mean", "trim", options.trim, 0);
+  const beta = numberInRange("trimmed-mean", "beta", options.beta ?? 0.2, 0, 0.5, false, true);
+  return Math.floor(beta * n);
+}

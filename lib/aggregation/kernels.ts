@@ -1,0 +1,142 @@
+// The tight loops every rule is built from. Each works on the rows as given (no copies of the
+// n x d matrix), accumulates in float64, and visits values in a fixed order, so results are
+// bit-identical on any machine that runs the same code.
+
+/**
+ * Sum of weights[i] * rows[i] over the rows, divided by `divisor`, in float64 (the caller
+ * rounds to float32 once). Rows are visited in the order given; coordinates in blocks so the
+ * accumulator block stays in cache while every row streams through it once.
+ */
+export function weightedMean(rows: readonly Float32Array[], weights: ArrayLike<number>, divisor: number, d: number): Float64Array {
+  const acc = new Float64Array(d);
+  const BLOCK = 8192;
+  for (let start = 0; start < d; start += BLOCK) {
+    const end = Math.min(d, start + BLOCK);
+    for (let i = 0; i < rows.length; i++) {
+      const w = weights[i];
+      if (w === 0) continue;
+      const row = rows[i];
+      for (let k = start; k < end; k++) acc[k] += w * row[k];
+    }
+  }
+  for (let k = 0; k < d; k++) acc[k] /= divisor;
+  return acc;
+}
+
+/** Rounds a float64 vector to float32, once, at the end of a rule. */
+export function toFloat32(values: Float64Array): Float32Array {
+  return new Float32Array(values);
+}
+
+/** Coordinates per block in the pairwise loop: a pure function of n (never of the machine), sized so n blocks fit in L2. */
+export function pairwiseBlock(n: number): number {
+  const fit = Math.floor(262144 / Math.max(1, n)); // 1 MiB of float32 values across the n rows
+  return Math.max(256, Math.min(16384, fit - (fit % 16)));
+}
+
+/**
+ * Squared L2 distances between every pair of rows, as a symmetric n x n matrix (row-major,
+ * zero diagonal). Each unordered pair is computed once. Coordinates go in blocks so a block
+ * of every row stays in cache while all pairs use it, and four accumulators break the
+ * dependency chain of the additions; both the block size and the accumulator order are
+ * fixed, so the sums are reproducible.
+ */
+export function pairwiseSquaredDistances(rows: readonly Float32Array[], d: number): Float64Array {
+  const n = rows.length;
+  const dist = new Float64Array(n * n);
+  const block = pairwiseBlock(n);
+  for (let start = 0; start < d; start += block) {
+    const end = Math.min(d, start + block);
+    for (let i = 0; i < n; i++) {
+      const a = rows[i];
+      for (let j = i + 1; j < n; j++) {
+        dist[i * n + j] += blockSquaredDistance(a, rows[j], start, end);
+      }
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) dist[j * n + i] = dist[i * n + j];
+  }
+  return dist;
+}
+
+function blockSquaredDistance(a: Float32Array, b: Float32Array, start: number, end: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let k = start;
+  for (; k + 3 < end; k += 4) {
+    const d0 = a[k] - b[k];
+    const d1 = a[k + 1] - b[k + 1];
+    const d2 = a[k + 2] - b[k + 2];
+    const d3 = a[k + 3] - b[k + 3];
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
+  }
+  for (; k < end; k++) {
+    const d0 = a[k] - b[k];
+    s0 += d0 * d0;
+  }
+  return s0 + s1 + (s2 + s3);
+}
+
+/** Squared L2 distance between a float64 point and a row (float64 accumulation). */
+export function squaredDistanceTo(point: Float64Array, row: Float32Array): number {
+  let s0 = 0;
+  let s1 = 0;
+  let k = 0;
+  for (; k + 1 < row.length; k += 2) {
+    const d0 = point[k] - row[k];
+    const d1 = point[k + 1] - row[k + 1];
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+  }
+  if (k < row.length) {
+    const d0 = point[k] - row[k];
+    s0 += d0 * d0;
+  }
+  return s0 + s1;
+}
+
+/** Dot product and squared distance of a row against the aggregate, in one pass. */
+export function dotAndSquaredDistance(row: Float32Array, aggregate: Float32Array): { dot: number; squaredDistance: number } {
+  let dot = 0;
+  let sq = 0;
+  for (let k = 0; k < row.length; k++) {
+    const x = row[k];
+    const a = aggregate[k];
+    dot += x * a;
+    const diff = x - a;
+    sq += diff * diff;
+  }
+  return { dot, squaredDistance: sq };
+}
+
+/** Sum of squares of a float32 vector, float64 accumulation. */
+export function sumOfSquares(row: Float32Array): number {
+  let s0 = 0;
+  let s1 = 0;
+  let k = 0;
+  for (; k + 1 < row.length; k += 2) {
+    s0 += row[k] * row[k];
+    s1 += row[k + 1] * row[k + 1];
+  }
+  if (k < row.length) s0 += row[k] * row[k];
+  return s0 + s1;
+}
+
+/** Dot product of two float32 vectors, float64 accumulation. */
+export function dot(a: Float32Array, b: Float32Array): number {
+  let s0 = 0;
+  let s1 = 0;
+  let k = 0;
+  for (; k + 1 < a.length; k += 2) {
+    s0 += a[k] * b[k];
+    s1 += a[k + 1] * b[k + 1];
+  }
+  if (k < a.length) s0 += a[k] * b[k];
+  return s0 + s1;
+}
