@@ -44,7 +44,7 @@ function encodeField(field: string, type: string, value: BigNumberish): string {
   try {
     return AbiCoder.defaultAbiCoder().encode([type], [value]);
   } catch (cause) {
-    throw new CommitmentInputError(`commitment field ${field} must be a ${type}, found ${JSON.stringify(String(value))}`, {
+    throw new CommitmentInputError(`commitment field ${field} must be a valid ${type}, found ${JSON.stringify(String(value))}`, {
       cause,
       details: { field, type, found: String(value) },
     });
