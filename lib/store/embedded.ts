@@ -13,14 +13,14 @@
 //   - gc spares unpinned blocks younger than a grace period, so a block another process has
 //     just written and is about to pin is not collected between its put and its pin.
 // Every block read is hashed against its CID and every file against its reference.
-import { opendir, mkdir, stat, unlink } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, opendir, readFile, stat, unlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import * as dagPb from "@ipld/dag-pb";
 import { unixfs } from "@helia/unixfs";
 import { FsDatastore } from "datastore-fs";
 import { createHeliaLight, type Helia } from "helia";
 import type { CID } from "multiformats/cid";
-import { sha256 } from "multiformats/hashes/sha2";
 import { importWithFixedSettings, resolveRef, storedContentOf, verifyContent, type ContentRef, type StoredContent } from "./cid.js";
 import { ContentNotFoundError, ContentTimeoutError, ContentTooLargeError, IntegrityError, StoreError, StoreUnavailableError } from "./errors.js";
 import { AtomicFsBlockstore, BLOCK_EXTENSION, TEMP_EXTENSION } from "./fs-blockstore.js";
@@ -28,6 +28,7 @@ import { withFolderLock, type LockOptions } from "./lock.js";
 import { DEFAULT_MAX_BYTES, type ContentStore, type GetOptions } from "./types.js";
 
 const DAG_PB_CODEC = 0x70;
+const SHA2_256 = 0x12;
 const DEFAULT_GET_TIMEOUT_MS = 30_000;
 // A temp file this old belongs to a write that crashed; younger ones may be in flight.
 const TEMP_FILE_GRACE_MS = 3_600_000;
@@ -230,19 +231,27 @@ export class EmbeddedStore implements ContentStore {
     for (const link of dagPb.decode(await this.readBlock(cid)).Links) await this.collectBlockPaths(link.Hash, into);
   }
 
-  /** Reads one block and refuses it unless it hashes to its CID. */
+  /** Reads one block and refuses it unless it hashes to its CID (sha2-256, the only hash AnchorFL uses). */
   private async readBlock(cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
-    const chunks: Uint8Array[] = [];
-    for await (const chunk of this.blockstore.get(cid, { signal })) chunks.push(chunk);
-    const bytes = new Uint8Array(Buffer.concat(chunks));
-    const hash = await sha256.digest(bytes);
-    if (!equalBytes(hash.bytes, cid.multihash.bytes)) {
-      throw new IntegrityError(`block ${cid} in ${this.description} is damaged: its bytes do not hash to its CID`, {
-        hint: "the file on disk was altered; put the content again to rewrite it",
-        details: { cid: cid.toString(), file: this.blockstore.pathOf(cid) },
+    const file = this.blockstore.pathOf(cid);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file, { signal });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      throw new ContentNotFoundError(`expected block ${cid} in ${this.description}, found no file ${file}`, {
+        details: { cid: cid.toString(), file },
+        cause: err,
       });
     }
-    return bytes;
+    const hash = createHash("sha256").update(bytes).digest();
+    if (cid.multihash.code !== SHA2_256 || !hash.equals(cid.multihash.digest)) {
+      throw new IntegrityError(`block ${cid} in ${this.description} is damaged: its bytes do not hash to its CID`, {
+        hint: "the file on disk was altered; put the content again to rewrite it",
+        details: { cid: cid.toString(), file },
+      });
+    }
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   }
 
   private verifyingBlockstore(root: CID) {
@@ -292,8 +301,4 @@ async function* walkFiles(dir: string): AsyncGenerator<string> {
     if (entry.isDirectory()) yield* walkFiles(path);
     else if (entry.isFile()) yield path;
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
