@@ -1,0 +1,121 @@
+// The aggregation report: the public reasons behind a round's result. It is pinned as canonical
+// JSON and its sha-256 goes on-chain with the result, so every verdict, slash and reward can be
+// re-checked by anyone (`verify`). Clients read it to find the new model file and their reward.
+import { getAddress } from "ethers";
+import { canonicalJsonBytes } from "../canonical-json.js";
+import { AnchorFLError } from "../errors.js";
+
+export const REPORT_FORMAT = "anchorfl.report.v1";
+
+export const VERDICTS = ["accepted", "outlier", "invalid", "unavailable", "duplicate", "no-reveal"] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
+/** The on-chain slash reason each verdict leads to (accepted: none). */
+export const SLASH_REASON_OF: Readonly<Record<Verdict, "Outlier" | "Invalid" | "Duplicate" | "NoReveal" | undefined>> = {
+  accepted: undefined,
+  outlier: "Outlier",
+  invalid: "Invalid",
+  unavailable: "Invalid",
+  duplicate: "Duplicate",
+  "no-reveal": "NoReveal",
+};
+
+type Hex32 = `0x${string}`;
+export type EvidenceValue = number | string | boolean;
+
+export interface ReportParticipant {
+  readonly address: string;
+  readonly verdict: Verdict;
+  /** One sentence a person can read: why this verdict. */
+  readonly reason: string;
+  /** Absent for no-reveal. */
+  readonly updateDigest?: Hex32;
+  readonly contentRoot?: Hex32;
+  /** Decimal string (as revealed on-chain). */
+  readonly numSamples?: string;
+  /** The rule's suspicion score (higher = more suspicious), when the update took part. */
+  readonly score?: number;
+  /** Figures behind the verdict: norm, distance, cosine, threshold, copied digest, ... */
+  readonly evidence?: Readonly<Record<string, EvidenceValue>>;
+}
+
+export interface ContentPointer {
+  readonly digest: Hex32;
+  readonly contentRoot: Hex32;
+}
+
+export interface AggregationReport {
+  readonly format: typeof REPORT_FORMAT;
+  readonly chainId: string;
+  readonly coordinator: string;
+  readonly taskId: string;
+  readonly round: string;
+  readonly baseModelDigest: Hex32;
+  readonly modelSpecDigest: Hex32;
+  readonly rule: { readonly name: string; readonly params: Readonly<Record<string, EvidenceValue>> };
+  readonly policy: { readonly name: string; readonly params: Readonly<Record<string, EvidenceValue>> };
+  /** Every committer of the round, in canonical (address) order. */
+  readonly participants: readonly ReportParticipant[];
+  /** The new global model file. */
+  readonly model: ContentPointer & { readonly numSamples: string };
+  readonly rewards: {
+    readonly budget: string;
+    readonly total: string;
+    readonly root: Hex32;
+    readonly allocations: readonly { readonly account: string; readonly amount: string }[];
+  };
+  readonly slashes: readonly { readonly participant: string; readonly reason: "Outlier" | "Invalid" | "Duplicate" | "NoReveal" }[];
+  /** Files the round depends on beyond the updates (server optimiser state, FLTrust server update, ...). */
+  readonly state?: readonly (ContentPointer & { readonly name: string })[];
+  /**
+   * Held-out accuracy and loss of the new model, when the aggregator evaluates (`--eval`).
+   * Computed with a training backend, so `verify` re-checks it approximately; aggregators in one
+   * quorum must all evaluate on the same backend, or none.
+   */
+  readonly evaluation?: { readonly dataset: string; readonly examples: number; readonly accuracy: number; readonly loss: number };
+  readonly software: { readonly name: "anchorfl"; readonly version: string };
+}
+
+export class ReportFormatError extends AnchorFLError {}
+
+/** The bytes that are pinned and whose sha-256 goes on-chain. */
+export function encodeReport(report: AggregationReport): Uint8Array {
+  return canonicalJsonBytes(report);
+}
+
+const HEX32 = /^0x[0-9a-f]{64}$/;
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+
+/** Parses report bytes fetched from the store; throws ReportFormatError naming the first bad field. */
+export function parseReport(bytes: Uint8Array): AggregationReport {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (cause) {
+    throw new ReportFormatError(`report is not UTF-8 JSON: ${(cause as Error).message}`, { cause });
+  }
+  const r = value as AggregationReport;
+  const fail = (field: string, expected: string): never => {
+    throw new ReportFormatError(`report field ${field} must be ${expected}`);
+  };
+  if (typeof r !== "object" || r === null) fail("(root)", "an object");
+  if (r.format !== REPORT_FORMAT) fail("format", JSON.stringify(REPORT_FORMAT));
+  for (const key of ["chainId", "taskId", "round"] as const) if (!DECIMAL.test(String(r[key]))) fail(key, "a decimal string");
+  for (const key of ["baseModelDigest", "modelSpecDigest"] as const) if (!HEX32.test(String(r[key]))) fail(key, "0x + 64 lowercase hex digits");
+  if (!r.model || !HEX32.test(String(r.model.digest)) || !HEX32.test(String(r.model.contentRoot))) fail("model", "{digest, contentRoot} as 0x hex");
+  if (!Array.isArray(r.participants)) fail("participants", "an array");
+  r.participants.forEach((p, i) => {
+    if (!VERDICTS.includes(p?.verdict)) fail(`participants[${i}].verdict`, VERDICTS.join(" | "));
+    try {
+      getAddress(p.address);
+    } catch {
+      fail(`participants[${i}].address`, "an address");
+    }
+  });
+  if (!r.rewards || !Array.isArray(r.rewards.allocations) || !HEX32.test(String(r.rewards.root))) fail("rewards", "{budget, total, root, allocations[]}");
+  r.rewards.allocations.forEach((a, i) => {
+    if (!DECIMAL.test(String(a?.amount))) fail(`rewards.allocations[${i}].amount`, "a decimal string");
+  });
+  if (!Array.isArray(r.slashes)) fail("slashes", "an array");
+  return r;
+}
