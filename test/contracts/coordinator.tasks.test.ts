@@ -87,7 +87,7 @@ describe("AnchorCoordinator tasks", function () {
     it("rejects a stake token that is not a contract", async function () {
       const w = await loadFixture(deployWorld);
       for (const token of [ethers.ZeroAddress, w.outsider.address]) {
-        await expect(w.coordinator.createTask({ ...(await config(w)), stakeToken: token }))
+        await expect(w.coordinator.createTask(await config(w, { stakeToken: token })))
           .to.be.revertedWithCustomError(w.coordinator, "InvalidTaskConfig")
           .withArgs(Field.StakeToken, BigInt(token), 1n, 2n ** 160n - 1n);
       }
