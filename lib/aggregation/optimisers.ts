@@ -57,12 +57,12 @@ export function fedAvgM(delta: Float32Array, state: ServerState | undefined, opt
 
 /** FedAdam: Adam's moments over the aggregate delta; apply lr * m / (sqrt(v) + tau). */
 export function fedAdam(delta: Float32Array, state: ServerState | undefined, options: AdaptiveOptions = {}): ServerStep {
-  return adaptive("fedadam", delta, state, { lr: 0.1, tau: 1e-9, ...options }, (v, g2, b2) => b2 * v + (1 - b2) * g2);
+  return adaptive("fedadam", delta, state, options, { lr: 0.1, tau: 1e-9 }, (v, g2, b2) => b2 * v + (1 - b2) * g2);
 }
 
 /** FedYogi: like FedAdam, but v moves by (1 - beta2) * g^2 towards g^2, never past it. */
 export function fedYogi(delta: Float32Array, state: ServerState | undefined, options: AdaptiveOptions = {}): ServerStep {
-  return adaptive("fedyogi", delta, state, { lr: 0.01, tau: 1e-3, ...options }, (v, g2, b2) => v - (1 - b2) * g2 * Math.sign(v - g2));
+  return adaptive("fedyogi", delta, state, options, { lr: 0.01, tau: 1e-3 }, (v, g2, b2) => v - (1 - b2) * g2 * Math.sign(v - g2));
 }
 
 function adaptive(
@@ -70,12 +70,13 @@ function adaptive(
   delta: Float32Array,
   state: ServerState | undefined,
   options: AdaptiveOptions,
+  defaults: { readonly lr: number; readonly tau: number },
   secondMoment: (v: number, g2: number, beta2: number) => number,
 ): ServerStep {
-  const lr = numberInRange(name, "lr", options.lr, 0, Number.MAX_VALUE, true);
+  const lr = numberInRange(name, "lr", options.lr ?? defaults.lr, 0, Number.MAX_VALUE, true);
   const beta1 = numberInRange(name, "beta1", options.beta1 ?? 0.9, 0, 1, false, true);
   const beta2 = numberInRange(name, "beta2", options.beta2 ?? 0.99, 0, 1, false, true);
-  const tau = numberInRange(name, "tau", options.tau, 0, Number.MAX_VALUE, true);
+  const tau = numberInRange(name, "tau", options.tau ?? defaults.tau, 0, Number.MAX_VALUE, true);
   const previous = checkState(name, state, delta.length, true);
   const t = previous.t + 1;
   const rate = options.biasCorrection ? (lr * Math.sqrt(1 - power(beta2, t))) / (1 - power(beta1, t)) : lr;
