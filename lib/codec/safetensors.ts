@@ -38,8 +38,15 @@ interface DtypeCodec {
 
 // The dtypes this codec reads. Adding F16 or I8 later means one entry here (and an encoder option).
 const DTYPES: Readonly<Record<string, DtypeCodec>> = {
-  F32: { size: 4, toFloat32: (raw) => new Float32Array(raw.slice().buffer) },
+  F32: { size: 4, toFloat32: (raw) => new Float32Array(copyBytes(raw).buffer) },
 };
+
+/** A copy in a new ArrayBuffer of its own. (Not `raw.slice()`: on a Node Buffer that is a view.) */
+function copyBytes(raw: Uint8Array): Uint8Array {
+  const out = new Uint8Array(raw.length);
+  out.set(raw);
+  return out;
+}
 const WRITTEN_DTYPE = "F32";
 
 export interface DecodeOptions {

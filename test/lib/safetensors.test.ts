@@ -98,6 +98,18 @@ describe("safetensors codec", () => {
       expect(Buffer.from(view).equals(Buffer.from(bytes))).to.equal(true);
     });
 
+    it("decodes from a Node Buffer inside a larger pool into arrays of exactly the tensor's size", () => {
+      const tensors = sampleTensors();
+      const bytes = encodeSafetensors(tensors, {});
+      const pool = Buffer.alloc(bytes.length + 1000, 0xff);
+      pool.set(bytes, 500);
+      const decoded = decodeSafetensors(pool.subarray(500, 500 + bytes.length));
+      for (const t of decoded.tensors) {
+        expect(t.data.buffer.byteLength, t.name).to.equal(4 * t.data.length);
+        expect(bitsOf(t), t.name).to.deep.equal(bitsOf(tensors.find((o) => o.name === t.name)!));
+      }
+    });
+
     it("refuses to write what it would refuse to read", () => {
       const ok = seededTensor("w", [2, 2], 1);
       expectReason(() => encodeSafetensors([ok, { ...ok }], {}), "duplicate-name", '"w"');
