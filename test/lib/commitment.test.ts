@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { keccak256, solidityPackedKeccak256 } from "ethers";
+import { network } from "hardhat";
 import { CommitmentInputError, commitmentOf, randomSalt, type CommitmentInput } from "../../lib/commitment.js";
 import { sha256Digest } from "../../lib/digest.js";
 
@@ -80,6 +81,23 @@ describe("commitment hashing", () => {
     expect(new Set(salts).size).to.equal(salts.length);
     // Every hex digit position varies across 200 draws (a stuck byte would show).
     for (let i = 2; i < 66; i++) expect(new Set(salts.map((s) => s[i])).size, `digit ${i}`).to.be.greaterThan(4);
+  });
+});
+
+describe("commitment hashing against the coordinator contract", () => {
+  it("gives exactly what AnchorCoordinator.commitmentOf computes on chain", async () => {
+    const { ethers } = await network.create();
+    const coordinator = await ethers.deployContract("AnchorCoordinator");
+    const chainId = (await ethers.provider.getNetwork()).chainId;
+    const [, alice, bob] = await ethers.getSigners();
+    const inputs = [
+      { taskId: 1n, round: 0n, participant: alice.address, updateDigest: base.updateDigest, salt: randomSalt() },
+      { taskId: 2n ** 200n, round: 7n, participant: bob.address, updateDigest: randomSalt(), salt: randomSalt() },
+    ];
+    for (const input of inputs) {
+      const onChain = await coordinator.commitmentOf(input.taskId, input.round, input.participant, input.updateDigest, input.salt);
+      expect(commitmentOf({ chainId, coordinator: await coordinator.getAddress(), ...input })).to.equal(onChain);
+    }
   });
 });
 
