@@ -182,7 +182,8 @@ export class KuboStore implements ContentStore {
         cause: err,
       });
     }
-    if (e.name === "TypeError" || e.cause?.code !== undefined) {
+    // undici reports a refused, reset or unresolvable connection as TypeError("fetch failed") with a system error code as cause.
+    if (e.message === "fetch failed" || /^E[A-Z_]+$/.test(e.cause?.code ?? "")) {
       return new StoreUnavailableError(`expected a Kubo RPC endpoint at ${this.description}, found it unreachable (${e.cause?.code ?? e.message}) during ${what} of ${cid}`, {
         hint: "start the IPFS daemon, or unset IPFS_API to use the embedded store",
         details,
