@@ -44,7 +44,11 @@ function update(seed: number, spread = 0.5): Tensor[] {
   }));
 }
 
-const dot = (a: Float32Array | Float64Array, b: Float32Array | Float64Array) => a.reduce((s, v, i) => s + v * b[i], 0);
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
 const cosine = (a: readonly Tensor[], b: readonly Tensor[]) => {
   const [x, y] = [flatten(a), flatten(b)];
   return dot(x, y) / Math.sqrt(dot(x, x) * dot(y, y));
