@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { expect } from "chai";
+import { stripVTControlCharacters } from "node:util";
 import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
 import { initBackend } from "../../client/model/backend.js";
@@ -122,6 +123,15 @@ describe("local training", function () {
     expect(events.filter((e) => e.phase === "epoch").map((e) => e.epoch)).to.deep.equal([1, 2, 3]);
     expect(lines).to.have.length(3);
     expect(lines[2]).to.match(/^client 3: epoch 3\/3 loss \d+\.\d{4} \(4 batches\)\n$/);
+  });
+
+  it("draws a progress bar on a terminal and finishes it at 100%", async () => {
+    let screen = "";
+    const tty = { isTTY: true, columns: 100, write: (t: string) => ((screen += t), true) };
+    await trainLocal({ ...base, indices: range(64), epochs: 2, onProgress: progressReporter({ stream: tty, label: "client 1" }) });
+    const plain = stripVTControlCharacters(screen);
+    expect(plain).to.include("client 1 [");
+    expect(plain).to.match(/100% \| epoch 2\/2 \| loss \d+\.\d{4}/);
   });
 
   it("refuses bad options and mismatched inputs with typed errors", async () => {
