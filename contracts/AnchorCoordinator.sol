@@ -54,6 +54,7 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         uint96 pending;
         uint32 lastRound;
         bool slashed; // slashed in lastRound (at most one slash per round)
+        bool eligible; // amount - pending >= the task's minStake, kept current so commit need not read the config
     }
 
     /// @dev What outlives a round: its budget, result and reward bookkeeping.
@@ -169,7 +170,7 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         uint256 free = st.amount - st.pending;
         if (amount > free) revert InsufficientFreeStake(taskId, msg.sender, amount, free);
         st.pending += uint96(amount);
-        _stakes[taskId][msg.sender] = st;
+        _storeStake(taskId, msg.sender, st);
         uint256 unlockAt = block.timestamp + _configs[taskId].unbondingDelay;
         _unlockAt[taskId][msg.sender] = unlockAt;
         emit WithdrawalRequested(taskId, msg.sender, amount, st.pending, unlockAt);
@@ -191,7 +192,7 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         amount = st.pending;
         st.amount -= st.pending;
         st.pending = 0;
-        _stakes[taskId][msg.sender] = st;
+        _storeStake(taskId, msg.sender, st);
         _configs[taskId].stakeToken.safeTransfer(msg.sender, amount);
         emit Withdrawn(taskId, msg.sender, amount, st.amount);
     }
@@ -250,17 +251,23 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         if (_owesNoReveal(taskId, msg.sender, st)) {
             st = _slash(taskId, st.lastRound, msg.sender, st, SlashReason.NoReveal);
         }
-        uint256 minStake = _configs[taskId].minStake;
-        uint256 free = st.amount - st.pending;
-        if (free < minStake) revert InsufficientFreeStake(taskId, msg.sender, minStake, free);
+        if (!st.eligible) {
+            revert InsufficientFreeStake(
+                taskId,
+                msg.sender,
+                _configs[taskId].minStake,
+                st.amount - st.pending
+            );
+        }
 
-        st.lastRound = uint32(round);
-        st.slashed = false;
-        _stakes[taskId][msg.sender] = st;
+        // Field-wise writes: each packed slot is written once on the common path.
+        Stake storage stored = _stakes[taskId][msg.sender];
+        stored.lastRound = uint32(round);
+        if (st.slashed) stored.slashed = false;
         _commitments[taskId][msg.sender] = commitment;
-        ++s.commitCount;
-        if (s.commitCount == s.maxParticipants) _closeCommitPhase(taskId, s);
-        _states[taskId] = s;
+        uint16 count = s.commitCount + 1;
+        if (count == s.maxParticipants) _closeCommitPhase(taskId, s.round, count);
+        else _states[taskId].commitCount = count;
         emit Committed(taskId, round, msg.sender, commitment);
     }
 
@@ -285,9 +292,9 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         if (stored != computed) revert CommitmentMismatch(taskId, round, msg.sender, stored, computed);
 
         _commitments[taskId][msg.sender] = marker;
-        ++s.revealCount;
-        if (s.revealCount == s.commitCount) _closeRevealPhase(taskId, s);
-        _states[taskId] = s;
+        uint16 count = s.revealCount + 1;
+        if (count == s.commitCount) _closeRevealPhase(taskId, s.round, count);
+        else _states[taskId].revealCount = count;
         emit Revealed(taskId, round, msg.sender, updateDigest, numSamples, contentRoot);
     }
 
@@ -583,13 +590,23 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
 
     function _deposit(uint256 taskId, uint256 amount) private {
         if (amount == 0) revert ZeroAmount();
-        Stake storage st = _stakes[taskId][msg.sender];
+        Stake memory st = _stakes[taskId][msg.sender];
         uint256 room = type(uint96).max - st.amount;
         if (amount > room) revert AmountTooLarge(amount, room);
-        uint96 stakeAfter = st.amount + uint96(amount);
-        st.amount = stakeAfter;
+        st.amount += uint96(amount);
+        _storeStake(taskId, msg.sender, st);
+        // Allocate the claim bitmap's first word now (bit 0 stands for round 0, which never exists), so that
+        // claiming rewards for rounds 1-255 rewrites a non-zero word instead of paying for a fresh slot.
+        mapping(uint256 => uint256) storage claimed = _claimedBits[taskId][msg.sender];
+        if (claimed[0] == 0) claimed[0] = 1;
         _pull(_configs[taskId].stakeToken, amount);
-        emit Deposited(taskId, msg.sender, amount, stakeAfter);
+        emit Deposited(taskId, msg.sender, amount, st.amount);
+    }
+
+    /// @dev Writes a participant's stake slot with its eligibility recomputed from the task's minimum stake.
+    function _storeStake(uint256 taskId, address account, Stake memory st) private {
+        st.eligible = st.amount - st.pending >= _configs[taskId].minStake;
+        _stakes[taskId][account] = st;
     }
 
     /// @dev Pulls exactly `amount` from the caller; a token that delivers less would break the books.
@@ -620,31 +637,31 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         if (round != s.round) revert UnexpectedRound(taskId, s.round, round);
     }
 
-    function _closeCommitPhase(uint256 taskId, TaskState memory s) private {
+    function _closeCommitPhase(uint256 taskId, uint256 round, uint16 commitCount) private {
         TaskConfig storage cfg = _configs[taskId];
+        TaskState storage s = _states[taskId];
+        uint256 revealEnd = block.timestamp + cfg.revealWindow;
+        uint256 aggregationEnd = revealEnd + cfg.aggregationWindow;
+        s.commitCount = commitCount;
         s.commitEnd = uint40(block.timestamp);
-        s.revealEnd = uint40(block.timestamp + cfg.revealWindow);
-        s.aggregationEnd = uint40(s.revealEnd + cfg.aggregationWindow);
-        emit PhaseClosedEarly(
-            taskId,
-            s.round,
-            RoundPhase.Commit,
-            block.timestamp,
-            s.revealEnd,
-            s.aggregationEnd
-        );
+        s.revealEnd = uint40(revealEnd);
+        s.aggregationEnd = uint40(aggregationEnd);
+        emit PhaseClosedEarly(taskId, round, RoundPhase.Commit, block.timestamp, revealEnd, aggregationEnd);
     }
 
-    function _closeRevealPhase(uint256 taskId, TaskState memory s) private {
+    function _closeRevealPhase(uint256 taskId, uint256 round, uint16 revealCount) private {
+        TaskState storage s = _states[taskId];
+        uint256 aggregationEnd = block.timestamp + _configs[taskId].aggregationWindow;
+        s.revealCount = revealCount;
         s.revealEnd = uint40(block.timestamp);
-        s.aggregationEnd = uint40(block.timestamp + _configs[taskId].aggregationWindow);
+        s.aggregationEnd = uint40(aggregationEnd);
         emit PhaseClosedEarly(
             taskId,
-            s.round,
+            round,
             RoundPhase.Reveal,
             block.timestamp,
-            s.revealEnd,
-            s.aggregationEnd
+            block.timestamp,
+            aggregationEnd
         );
     }
 
@@ -737,7 +754,7 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         st.amount -= uint96(amount);
         if (st.pending > st.amount) st.pending = st.amount;
         st.slashed = true;
-        _stakes[taskId][participant] = st;
+        _storeStake(taskId, participant, st);
         _books[taskId].escrow += amount;
         emit Slashed(taskId, round, participant, reason, amount);
         return st;

@@ -644,7 +644,7 @@ interface IAnchorCoordinator {
     /// @notice Identical submissions of `resultHash` counted so far in `round`.
     function resultVotes(uint256 taskId, uint256 round, bytes32 resultHash) external view returns (uint256);
 
-    /// @notice Whether `account` claimed its reward for `round`.
+    /// @notice Whether `account` claimed its reward for `round` (round 0 never exists; it reads true once staked).
     function hasClaimed(uint256 taskId, uint256 round, address account) external view returns (bool);
 
     /**

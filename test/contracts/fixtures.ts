@@ -2,7 +2,7 @@
 // AnchorCoordinator deployed, one task created from a default config, funded participants and
 // bonded aggregators, plus helpers that drive a round through its phases with real transactions.
 import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
-import { AbiCoder, keccak256, type BigNumberish } from "ethers";
+import { AbiCoder, keccak256, type BigNumberish, type Signer } from "ethers";
 import { network } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import type { AnchorCoordinator, DemoToken } from "../../types/ethers-contracts/index.js";
@@ -165,15 +165,18 @@ export function commitmentFor(
   );
 }
 
+/** Anything that signs and knows its address: Hardhat's signers or fresh wallets. */
+export type Account = Signer & { address: string };
+
 export interface Update {
-  signer: HardhatEthersSigner;
+  signer: Account;
   digest: string;
   salt: string;
   samples: bigint;
 }
 
 /** A distinct update per participant and round. */
-export function updateOf(signer: HardhatEthersSigner, round: bigint, samples = 600n): Update {
+export function updateOf(signer: Account, round: bigint, samples = 600n): Update {
   return {
     signer,
     digest: ethers.id(`update ${signer.address} ${round}`),
