@@ -4,6 +4,7 @@
 // index is given to two clients; the held-out test split never enters here.
 import { AnchorFLError } from "../../lib/errors.js";
 import { Random } from "../../lib/random.js";
+import { subset, type Dataset } from "./dataset.js";
 
 export class PartitionError extends AnchorFLError {}
 
@@ -183,4 +184,12 @@ export function parsePartitionSpec(text: string): PartitionSpec {
     default:
       throw new PartitionError(`expected "iid", "dirichlet:ALPHA", "shards:K" or "quantity:ALPHA", found "${text}"`);
   }
+}
+
+/** The examples client `client` (0-based) of `clients` holds when `pool` is divided by `spec` with `seed`. */
+export function clientShard(pool: Dataset, spec: PartitionSpec, clients: number, client: number, seed: number): Dataset {
+  if (!Number.isInteger(client) || client < 0 || client >= clients) {
+    throw new PartitionError(`client must be an integer in 0..${clients - 1}, found ${client}`, { details: { client, clients } });
+  }
+  return subset(pool, partition(pool.labels, clients, spec, seed)[client]);
 }

@@ -1,7 +1,8 @@
 // Chooses where tensors are computed: tfjs-node's native TensorFlow when it loads (an
 // optional dependency that cannot install everywhere), else the wasm backend with SIMD,
 // else plain JavaScript (cpu). Call initBackend once before any tensor op; trainers call
-// ensureBackend(), which does it with the defaults if nobody did.
+// ensureBackend(), which does it with the defaults if nobody did. Logs go to stderr so they
+// never mix with a command's output.
 //
 // The wasm backend ships without the Conv2DBackpropFilter kernel, so a CNN could not train
 // on it; we register one built from wasm's own Transpose and Conv2D kernels.
@@ -109,7 +110,7 @@ export async function initBackend(preferred?: BackendName, { strict = false, log
   throw new BackendError(`no TensorFlow.js backend could start (tried ${order.join(", ")})`);
 }
 
-/** The running backend, initialising the default one (quietly) on first use. */
+/** The running backend, initialising the default one (and logging it) on first use. */
 export async function ensureBackend(): Promise<BackendInfo> {
-  return current ? info() : initBackend(undefined, { log: () => {} });
+  return current ? info() : initBackend();
 }

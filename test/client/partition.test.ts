@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { classCounts } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
 import {
+  clientShard,
   dirichletPartition,
   iidPartition,
   parsePartitionSpec,
@@ -36,8 +37,10 @@ function meanKl(labels: Uint8Array, p: Partition): number {
 
 describe("partitioners", () => {
   let labels: Uint8Array;
+  let pool: Awaited<ReturnType<typeof loadMnist>>["train"];
   before(async () => {
-    labels = (await loadMnist()).train.labels;
+    pool = (await loadMnist()).train;
+    labels = pool.labels;
   });
 
   it("IID: near-equal sizes, every class in every client within tolerance, all indices used once", () => {
@@ -97,6 +100,16 @@ describe("partitioners", () => {
     expect(Math.max(...sizes) / Math.min(...sizes)).to.be.above(5);
     const biggest = p[sizes.indexOf(Math.max(...sizes))];
     expect(meanKl(labels, [biggest])).to.be.below(0.02);
+  });
+
+  it("hands one client its shard of the pool", () => {
+    const spec = { kind: "shards", classesPerClient: 2 } as const;
+    const shard = clientShard(pool, spec, 5, 3, 9);
+    const indices = shardPartition(labels, 5, 2, 9)[3];
+    expect(shard.n).to.equal(indices.length);
+    expect(Array.from(shard.labels)).to.deep.equal(indices.map((i) => labels[i]));
+    expect(shard.images.subarray(0, 784)).to.deep.equal(pool.images.subarray(indices[0] * 784, indices[0] * 784 + 784));
+    expect(() => clientShard(pool, spec, 5, 5, 9)).to.throw(PartitionError, "client must be an integer in 0..4, found 5");
   });
 
   it("parses the CLI forms and refuses bad arguments with typed errors", () => {
