@@ -8,7 +8,7 @@ export interface TrainProgress {
   readonly epochs: number;
   readonly batch: number;
   readonly batches: number;
-  /** Mean loss of the last batch ("batch") or of the whole epoch ("epoch"). */
+  /** Training objective (cross-entropy, plus FedProx's proximal term when on) of the last batch or the whole epoch. */
   readonly loss: number;
   readonly phase: "batch" | "epoch";
 }

@@ -63,6 +63,7 @@ describe("local training", function () {
     const b = await trainLocal(small);
     expect(tf.memory().numTensors).to.equal(tensors);
     await evaluate(mlpSpec(), mlpGenesis, test);
+    await trainLocal({ ...small, optimizer: "adam", learningRate: 0.001, proxMu: 0.1 }); // optimizer slots and prox anchors
     expect(tf.memory().numTensors).to.equal(tensors);
     const c = await trainLocal({ ...small, seed: 2 });
     expect(bytes(a.delta).equals(bytes(b.delta))).to.equal(true);
