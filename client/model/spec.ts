@@ -15,6 +15,9 @@ import { canonicalOrder, type TensorShape } from "../../lib/tensors.js";
 
 export const MODEL_SPEC_FORMAT = "anchorfl.model-spec.v1";
 
+/** Upper bound on a spec's parameters: 64 MiB of float32 weights per copy. */
+export const MAX_PARAMETERS = 16 * 1024 * 1024;
+
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 export interface LayerJson {
@@ -192,7 +195,13 @@ export function checkModelSpec(spec: ModelSpec): ModelSpec {
   if (canonicalJson(first) !== canonicalJson([null, ...s.inputShape])) {
     throw new ModelSpecError(`first layer: expected batch_input_shape [null, ${s.inputShape.join(", ")}], found ${JSON.stringify(first)}`);
   }
-  const { output } = walk(spec);
+  const { output, weights } = walk(spec);
+  const parameters = weights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+  if (parameters > MAX_PARAMETERS) {
+    throw new ModelSpecError(`expected at most ${MAX_PARAMETERS.toLocaleString("en")} parameters, found ${parameters.toLocaleString("en")}`, {
+      hint: "a spec received from others must not be able to exhaust memory",
+    });
+  }
   if (output.length !== 1 || output[0] !== s.classes) {
     throw new ModelSpecError(`expected the model to output ${s.classes} class scores, found shape [${output.join(", ")}]`);
   }

@@ -56,6 +56,7 @@ describe("model specs and backend", () => {
       expect(() => modelShapes(withLayer(cnn, 1, { name: "conv1" }))).to.throw(ModelSpecError, 'name "conv1" is used twice');
       expect(() => modelShapes(withLayer(cnn, 5, { units: 9 }))).to.throw(ModelSpecError, "output 10 class scores, found shape [9]");
       expect(() => modelShapes(withLayer(cnn, 5, { activation: "linear" }))).to.throw(ModelSpecError, "softmax Dense");
+      expect(() => modelShapes(withLayer(mlpSpec(), 1, { units: 1e6 }))).to.throw(ModelSpecError, "expected at most 16,777,216 parameters, found 795,000,010");
       expect(() => modelShapes({ ...cnn, inputShape: [32, 32, 1] })).to.throw(ModelSpecError, "batch_input_shape [null, 32, 32, 1]");
     });
   });
