@@ -7,6 +7,8 @@
 //
 // This module is pure (no tfjs): shapes are inferred from the topology for the layer
 // classes listed below, which doubles as an allow-list for specs received from others.
+// Dropout is left out on purpose: tfjs draws its masks unseeded, which would make training
+// irreproducible.
 import { canonicalJson, canonicalJsonBytes } from "../../lib/canonical-json.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { AnchorFLError } from "../../lib/errors.js";
@@ -109,8 +111,6 @@ function layerShapes(layer: LayerJson, input: Shape): { output: Shape; weights: 
   switch (layer.class_name) {
     case "Flatten":
       return { output: [input.reduce((a, b) => a * b, 1)], weights: [] };
-    case "Dropout":
-      return { output: input, weights: [] };
     case "Dense": {
       requireRank(input, 1, name, "Dense");
       const units = positiveInt(c.units, "units", name);
@@ -143,7 +143,7 @@ function layerShapes(layer: LayerJson, input: Shape): { output: Shape; weights: 
       return { output: [Math.floor((h - ph) / sh) + 1, Math.floor((w - pw) / sw) + 1, ch], weights: [] };
     }
     default:
-      throw new ModelSpecError(`layer ${name}: expected one of Flatten, Dense, Conv2D, MaxPooling2D, Dropout, found class "${layer.class_name}"`);
+      throw new ModelSpecError(`layer ${name}: expected one of Flatten, Dense, Conv2D, MaxPooling2D, found class "${layer.class_name}"`);
   }
 }
 

@@ -53,6 +53,7 @@ describe("model specs and backend", () => {
       expect(() => modelShapes(withLayer(cnn, 0, { padding: "same" }))).to.throw(ModelSpecError, 'layer conv1: expected padding "valid"');
       expect(() => modelShapes(withLayer(cnn, 0, { strides: [2, 2] }))).to.throw(ModelSpecError, "strides and dilation_rate 1");
       expect(() => modelShapes(withLayer(cnn, 1, {}, "Lambda"))).to.throw(ModelSpecError, 'found class "Lambda"');
+      expect(() => modelShapes(withLayer(cnn, 1, { rate: 0.5 }, "Dropout"))).to.throw(ModelSpecError, 'found class "Dropout"');
       expect(() => modelShapes(withLayer(cnn, 1, { name: "conv1" }))).to.throw(ModelSpecError, 'name "conv1" is used twice');
       expect(() => modelShapes(withLayer(cnn, 5, { units: 9 }))).to.throw(ModelSpecError, "output 10 class scores, found shape [9]");
       expect(() => modelShapes(withLayer(cnn, 5, { activation: "linear" }))).to.throw(ModelSpecError, "softmax Dense");
