@@ -12,7 +12,7 @@ import { RuleParameterError } from "./errors.js";
 import { buildResult } from "./evidence.js";
 import { prepare } from "./input.js";
 import { integerAtLeast, numberInRange, requireBreakdown } from "./params.js";
-import { selectValue } from "./select.js";
+import { insertionSort, medianOfThree, partitionInto, selectInRange, selectValue } from "./select.js";
 import type { AggregationResult, ClipOption, Update } from "./types.js";
 
 /** Coordinates per block: the block of every row is transposed into one small column-major buffer. */
@@ -51,23 +51,29 @@ export function coordinateMedian(rows: readonly Float32Array[], d: number): Floa
   return out;
 }
 
-/** The order statistic just below `value` (the `rank`-th smallest), from one pass over the column. */
+/**
+ * The order statistic just below `value` (the (rank - 1)-th smallest, `value` being the rank-th),
+ * from one branch-free pass: the largest value below it if exactly `rank` values are below, else
+ * `value` itself (a tie). Values not below are pushed to -1e300 (beyond any float32) before the max.
+ */
 function lowerNeighbour(block: Float64Array, base: number, n: number, value: number, rank: number): number {
   let below = 0;
   let largest = -Infinity;
   for (let i = base; i < base + n; i++) {
     const x = block[i];
-    below += x < value ? 1 : 0;
-    largest = x < value && x > largest ? x : largest;
+    const isBelow = +(x < value);
+    below += isBelow;
+    largest = Math.max(largest, x - (1 - isBelow) * 1e300);
   }
   return below === rank ? largest : value;
 }
 
 /**
  * Mean of every coordinate after dropping its `trim` smallest and `trim` largest values
- * (2 * trim < n). The two cut values are order statistics; the kept values are then summed in
- * canonical row order (values equal to a cut counted as often as they fall inside the kept
- * ranks), so the sum does not depend on how selection arranged the buffer.
+ * (2 * trim < n). The kept values are summed in an order that depends only on the values:
+ * sorted order for short columns; otherwise the two cut values are found by selection and the
+ * values between them summed in canonical row order (values equal to a cut counted as often as
+ * they fall inside the kept ranks), so the sum never depends on how selection arranged a buffer.
  */
 export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, trim: number): Float32Array {
   const n = rows.length;
@@ -75,20 +81,56 @@ export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, 
   const block = new Float64Array(BLOCK * n);
   const a = new Float64Array(n);
   const b = new Float64Array(n);
+  const cuts = new Float64Array(2);
   const out = new Float32Array(d);
   for (let start = 0; start < d; start += BLOCK) {
     const width = Math.min(BLOCK, d - start);
     transposeBlock(rows, start, width, block);
     for (let k = 0; k < width; k++) {
       const base = k * n;
-      for (let i = 0; i < n; i++) a[i] = block[base + i];
-      const low = selectValue(a, b, n, trim);
-      for (let i = 0; i < n; i++) a[i] = block[base + i];
-      const high = selectValue(a, b, n, n - trim - 1);
-      out[start + k] = keptSum(block, base, n, trim, low, high) / keep;
+      if (n <= SMALL_COLUMN) {
+        out[start + k] = sortedMiddleSum(block, base, a, n, trim) / keep;
+      } else {
+        trimCuts(block, base, a, b, n, trim, cuts);
+        out[start + k] = keptSum(block, base, n, trim, cuts[0], cuts[1]) / keep;
+      }
     }
   }
   return out;
+}
+
+/** Columns this short are sorted outright: cheaper than selecting the two cuts and summing in a second pass. */
+const SMALL_COLUMN = 16;
+
+/** Sum of the kept values of a short column, added in sorted order (which depends only on the values). */
+function sortedMiddleSum(block: Float64Array, base: number, a: Float64Array, n: number, trim: number): number {
+  for (let i = 0; i < n; i++) a[i] = block[base + i];
+  insertionSort(a, 0, n);
+  let sum = 0;
+  for (let i = trim; i < n - trim; i++) sum += a[i];
+  return sum;
+}
+
+/**
+ * Puts the trim-th and (n - trim - 1)-th smallest of column `base` of the block into cuts[0]
+ * and cuts[1]. One partition usually splits the two ranks apart; each side is then searched on
+ * its own (disjoint ranges of the same buffers), which visits far fewer values than two full
+ * selections.
+ */
+function trimCuts(block: Float64Array, base: number, a: Float64Array, b: Float64Array, n: number, trim: number, cuts: Float64Array): void {
+  const upperRank = n - trim - 1;
+  for (let i = 0; i < n; i++) a[i] = block[base + i];
+  const split = partitionInto(a, b, 0, n, medianOfThree(a[0], a[n >> 1], a[n - 1]));
+  if (split > trim && split <= upperRank) {
+    cuts[0] = selectInRange(b, a, 0, split, trim);
+    cuts[1] = selectInRange(b, a, split, n - split, upperRank);
+    return;
+  }
+  // Rare (or trim = 0): both ranks on one side. Select each from a fresh copy of the column.
+  for (let i = 0; i < n; i++) a[i] = block[base + i];
+  cuts[0] = selectValue(a, b, n, trim);
+  for (let i = 0; i < n; i++) a[i] = block[base + i];
+  cuts[1] = selectValue(a, b, n, upperRank);
 }
 
 function keptSum(block: Float64Array, base: number, n: number, trim: number, low: number, high: number): number {
@@ -98,10 +140,9 @@ function keptSum(block: Float64Array, base: number, n: number, trim: number, low
   let aboveOrAtHigh = 0;
   for (let i = base; i < base + n; i++) {
     const x = block[i];
-    const strictlyInside = (x > low ? 1 : 0) & (x < high ? 1 : 0);
-    inside += strictlyInside * x;
-    belowOrAtLow += x <= low ? 1 : 0;
-    aboveOrAtHigh += x >= high ? 1 : 0;
+    inside += +(x > low) * +(x < high) * x;
+    belowOrAtLow += +(x <= low);
+    aboveOrAtHigh += +(x >= high);
   }
   // Copies of `low` occupy ranks up to belowOrAtLow - 1, of `high` from n - aboveOrAtHigh; the kept ranks are [trim, n - trim).
   return inside + (belowOrAtLow - trim) * low + (aboveOrAtHigh - trim) * high;

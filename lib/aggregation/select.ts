@@ -1,7 +1,7 @@
 // Order statistics over small reusable buffers (one column of the update matrix at a time).
-// `selectValue` is a quickselect whose partition step has no data-dependent branch: every
-// value is written to both ends of a scratch buffer and only the matching cursor advances,
-// so random data costs no branch mispredictions. No closures, no allocation per call.
+// `selectValue` is a quickselect whose partition step has no data-dependent branch (see
+// partitionInto), so random data costs no branch mispredictions. No closures, no allocation
+// per call.
 
 const SHORT = 16;
 
@@ -24,55 +24,73 @@ export function insertionSort(buf: Float64Array, lo: number, hi: number): void {
  * not depend on how the values were arranged.
  */
 export function selectValue(a: Float64Array, b: Float64Array, len: number, k: number): number {
-  let src = a;
-  let dst = b;
-  let off = 0;
+  return selectInRange(a, b, 0, len, k);
+}
+
+/**
+ * The value that belongs at index k (off <= k < off + len) if src[off, off + len) were
+ * sorted. Reads and writes only indices in [off, off + len) of `src` and `dst`, so disjoint
+ * ranges of the same two buffers can be searched one after the other.
+ */
+export function selectInRange(src: Float64Array, dst: Float64Array, off: number, len: number, k: number): number {
   while (len > SHORT) {
     const pivot = medianOfThree(src[off], src[off + (len >> 1)], src[off + len - 1]);
-    const end = off + len;
-    let lo = off;
-    let hi = end - 1;
-    for (let i = off; i < end; i++) {
-      const x = src[i];
-      dst[lo] = x;
-      dst[hi] = x;
-      const less = x < pivot ? 1 : 0;
-      lo += less;
-      hi += less - 1;
-    }
-    const less = lo - off;
+    const less = partitionInto(src, dst, off, len, pivot) - off;
     if (less === 0) {
       // The pivot is the minimum of the range: peel off the values equal to it, back into src.
-      lo = off;
-      hi = end - 1;
-      for (let i = off; i < end; i++) {
-        const x = dst[i];
-        src[lo] = x;
-        src[hi] = x;
-        const equal = x <= pivot ? 1 : 0;
-        lo += equal;
-        hi += equal - 1;
-      }
-      const equal = lo - off;
-      if (k < equal) return pivot;
-      off = lo;
+      const equal = peelEqual(dst, src, off, len, pivot) - off;
+      if (k < off + equal) return pivot;
+      off += equal;
       len -= equal;
-      k -= equal;
       continue;
     }
-    if (k < less) {
+    if (k < off + less) {
       len = less;
     } else {
-      off = lo;
+      off += less;
       len -= less;
-      k -= less;
     }
     const t = src;
     src = dst;
     dst = t;
   }
   insertionSort(src, off, off + len);
-  return src[off + k];
+  return src[k];
+}
+
+/**
+ * Copies src[off, off + len) into dst[off, off + len): values below the pivot to the front, the
+ * others to the back. Each value is written to both ends and only the matching cursor moves;
+ * `+(x < pivot)` compiles to a flag, not a branch, so random data costs no mispredictions.
+ * Returns the index where the values >= pivot begin.
+ */
+export function partitionInto(src: Float64Array, dst: Float64Array, off: number, len: number, pivot: number): number {
+  let lo = off;
+  let hi = off + len - 1;
+  for (let i = off; i < off + len; i++) {
+    const x = src[i];
+    dst[lo] = x;
+    dst[hi] = x;
+    const less = +(x < pivot);
+    lo += less;
+    hi += less - 1;
+  }
+  return lo;
+}
+
+/** Like partitionInto, splitting at <= pivot: the values equal to the pivot (the range's minimum) go to the front. */
+function peelEqual(src: Float64Array, dst: Float64Array, off: number, len: number, pivot: number): number {
+  let lo = off;
+  let hi = off + len - 1;
+  for (let i = off; i < off + len; i++) {
+    const x = src[i];
+    dst[lo] = x;
+    dst[hi] = x;
+    const equal = +(x <= pivot);
+    lo += equal;
+    hi += equal - 1;
+  }
+  return lo;
 }
 
 /** Sorts buf[lo, hi) ascending: quicksort on long ranges, insertion sort on short ones. */
@@ -104,7 +122,7 @@ export function sortRange(buf: Float64Array, lo: number, hi: number): void {
   insertionSort(buf, lo, hi);
 }
 
-function medianOfThree(x: number, y: number, z: number): number {
+export function medianOfThree(x: number, y: number, z: number): number {
   if (x < y) return y < z ? y : x < z ? z : x;
   return x < z ? x : y < z ? z : y;
 }
