@@ -605,6 +605,8 @@ interface IAnchorCoordinator {
 
     /**
      * @notice Pays the caller its reward for a finalized round against the round's Merkle root. Once per round.
+     * Claimed flags are bits of one word per 256 rounds; a participant's first deposit allocates its first word, so
+     * its claims rewrite a non-zero slot (an account that never staked pays for the word on its first claim).
      * @param taskId the task
      * @param round a finalized round
      * @param amount the caller's leaf amount

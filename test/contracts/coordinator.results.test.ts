@@ -92,6 +92,9 @@ describe("AnchorCoordinator results and rewards", function () {
       const w = await loadFixture(deployAggregation);
       const [a] = w.aggregators;
       await w.coordinator.connect(a).submitResult(w.taskId, 1n, resultOf("x"));
+      await expect(w.coordinator.connect(a).bondAggregator(w.taskId))
+        .to.be.revertedWithCustomError(w.coordinator, "AggregatorAlreadyBonded")
+        .withArgs(w.taskId, a.address, DEFAULTS.aggregatorBond);
       await expect(w.coordinator.connect(a).unbondAggregator(w.taskId))
         .to.be.revertedWithCustomError(w.coordinator, "BondLocked")
         .withArgs(w.taskId, a.address, 1n, Phase.Aggregation);
