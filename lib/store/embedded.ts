@@ -116,14 +116,19 @@ export class EmbeddedStore implements ContentStore {
 
   async has(ref: ContentRef): Promise<boolean> {
     const { cid } = resolveRef(ref);
-    return (await this.missingBlock(cid)) === undefined;
+    try {
+      return (await this.missingBlock(cid, cid)) === undefined;
+    } catch (err) {
+      if (err instanceof ContentNotFoundError) return false; // removed while we looked
+      throw err;
+    }
   }
 
   async pin(ref: ContentRef): Promise<void> {
     const { cid } = resolveRef(ref);
     await this.locked(async () => {
       if (await this.pinnedUnlocked(cid)) return;
-      const missing = await this.missingBlock(cid);
+      const missing = await this.missingBlock(cid, cid);
       if (missing !== undefined) {
         throw new ContentNotFoundError(`expected ${cid} to be complete in ${this.description} before pinning, found block ${missing} missing`, {
           hint: "put the file into this store first",
@@ -170,7 +175,7 @@ export class EmbeddedStore implements ContentStore {
     const graceMs = options.graceMs ?? 3_600_000;
     return this.locked(async () => {
       const live = new Set<string>();
-      for await (const pin of this.helia.pins.ls()) await this.collectBlockPaths(pin.cid, live);
+      for await (const pin of this.helia.pins.ls()) await this.collectBlockPaths(pin.cid, pin.cid, live);
       let removedBlocks = 0;
       let keptBlocks = 0;
       const now = Date.now();
@@ -213,42 +218,45 @@ export class EmbeddedStore implements ContentStore {
     }
   }
 
-  /** The first block of the DAG under `cid` that is not on disk, or undefined if all are. */
-  private async missingBlock(cid: CID): Promise<CID | undefined> {
+  /** The first block of the DAG under `cid` (part of file `root`) that is not on disk, or undefined if all are. */
+  private async missingBlock(cid: CID, root: CID): Promise<CID | undefined> {
     if (!(await this.blockstore.has(cid))) return cid;
     if (cid.code !== DAG_PB_CODEC) return undefined;
-    for (const link of dagPb.decode(await this.readBlock(cid)).Links) {
-      const missing = await this.missingBlock(link.Hash);
+    for (const link of dagPb.decode(await this.readBlock(cid, root)).Links) {
+      const missing = await this.missingBlock(link.Hash, root);
       if (missing !== undefined) return missing;
     }
     return undefined;
   }
 
-  private async collectBlockPaths(cid: CID, into: Set<string>): Promise<void> {
+  // A damaged block of a pinned DAG makes gc throw: liveness it cannot read, it does not guess.
+  private async collectBlockPaths(cid: CID, root: CID, into: Set<string>): Promise<void> {
     if (!(await this.blockstore.has(cid))) return; // a pinned DAG with a lost block: keep what is left
     into.add(this.blockstore.pathOf(cid));
     if (cid.code !== DAG_PB_CODEC) return;
-    for (const link of dagPb.decode(await this.readBlock(cid)).Links) await this.collectBlockPaths(link.Hash, into);
+    for (const link of dagPb.decode(await this.readBlock(cid, root)).Links) await this.collectBlockPaths(link.Hash, root, into);
   }
 
   /** Reads one block and refuses it unless it hashes to its CID (sha2-256, the only hash AnchorFL uses). */
-  private async readBlock(cid: CID, signal?: AbortSignal): Promise<Uint8Array> {
+  private async readBlock(cid: CID, root: CID, signal?: AbortSignal): Promise<Uint8Array> {
     const file = this.blockstore.pathOf(cid);
+    const which = cid.equals(root) ? `${root}` : `${root} (its block ${cid})`;
     let bytes: Buffer;
     try {
       bytes = await readFile(file, { signal });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      throw new ContentNotFoundError(`expected block ${cid} in ${this.description}, found no file ${file}`, {
-        details: { cid: cid.toString(), file },
+      throw new ContentNotFoundError(`expected ${which} in ${this.description}, found no file ${file}`, {
+        hint: "the file was never put into this folder, or was unpinned and garbage-collected",
+        details: { cid: root.toString(), block: cid.toString(), file },
         cause: err,
       });
     }
     const hash = createHash("sha256").update(bytes).digest();
     if (cid.multihash.code !== SHA2_256 || !hash.equals(cid.multihash.digest)) {
-      throw new IntegrityError(`block ${cid} in ${this.description} is damaged: its bytes do not hash to its CID`, {
+      throw new IntegrityError(`block ${cid} of ${root} in ${this.description} is damaged: its bytes do not hash to its CID`, {
         hint: "the file on disk was altered; put the content again to rewrite it",
-        details: { cid: cid.toString(), file },
+        details: { cid: root.toString(), block: cid.toString(), file },
       });
     }
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
@@ -257,7 +265,7 @@ export class EmbeddedStore implements ContentStore {
   private verifyingBlockstore(root: CID) {
     return {
       get: async function* (this: EmbeddedStore, cid: CID, options?: { signal?: AbortSignal }) {
-        yield await this.readBlock(cid, options?.signal);
+        yield await this.readBlock(cid, root, options?.signal);
       }.bind(this),
       put: () => {
         throw new StoreError(`reading ${root} from ${this.description} must not write blocks`);
@@ -272,13 +280,6 @@ export class EmbeddedStore implements ContentStore {
     if (name === "TimeoutError" || name === "AbortError") {
       return new ContentTimeoutError(`expected ${cid} from ${this.description} within ${timeoutMs} ms, found it still reading`, {
         details: { cid: cid.toString(), where: this.dataDir, timeoutMs },
-        cause: err,
-      });
-    }
-    if (name === "NotFoundError") {
-      return new ContentNotFoundError(`expected ${cid} in ${this.description}, found it (or one of its blocks) missing`, {
-        hint: "the file was never put into this folder, or was unpinned and garbage-collected",
-        details: { cid: cid.toString(), where: this.dataDir },
         cause: err,
       });
     }

@@ -135,7 +135,7 @@ describe("store: embedded Helia store", function () {
       await tamper(stored, which);
       const err = await rejection(store.get(stored.cid));
       expect(err).to.be.instanceOf(IntegrityError);
-      expect(err.message).to.match(/block \S+ in embedded Helia store at .* is damaged/);
+      expect(err.message).to.match(/block \S+ of \S+ in embedded Helia store at .* is damaged/).and.include(stored.cid);
       await store.put(bytes);
       expect(Buffer.from(await store.get(stored.cid)).equals(bytes)).to.equal(true);
     });
@@ -159,7 +159,9 @@ describe("store: embedded Helia store", function () {
     const leaf = decode(await readFile(blocks.pathOf(CID.parse(stored.cid)))).Links[2].Hash;
     await rm(blocks.pathOf(leaf));
     expect(await store.has(stored.cid)).to.equal(false);
-    expect(await rejection(store.get(stored.cid))).to.be.instanceOf(ContentNotFoundError);
+    const getErr = await rejection(store.get(stored.cid));
+    expect(getErr).to.be.instanceOf(ContentNotFoundError);
+    expect(getErr.message).to.include(`${stored.cid} (its block ${leaf})`);
     expect((await rejection(store.pin(stored.cid))).message).to.include(`block ${leaf} missing`);
   });
 
