@@ -11,6 +11,7 @@
 // over the client's data and copying the delta out. One untimed warm-up run precedes each
 // backend-model pair. The pure-JavaScript cpu backend gets fewer digits for the CNN so the
 // benchmark stays short; samples/s does not depend on that count beyond noise.
+import os from "node:os";
 import { loadMnist } from "../client/data/mnist.js";
 import { BACKEND_PREFERENCE, initBackend, type BackendName } from "../client/model/backend.js";
 import { genesisWeights } from "../client/model/build.js";
@@ -44,6 +45,8 @@ async function measure(backend: BackendName, spec: ModelSpec, train: Awaited<Ret
 }
 
 async function main(): Promise<void> {
+  // Other work on the machine slows every number here; say how busy it was.
+  const load = os.loadavg()[0].toFixed(1);
   const { train } = await loadMnist();
   const rows: (string | number)[][] = [];
   const skipped: string[] = [];
@@ -66,7 +69,7 @@ async function main(): Promise<void> {
     "## Local training (client/train)",
     "",
     `Command: \`${COMMAND}\` (median of ${RUNS} runs after one warm-up; 1 epoch, batch 32, SGD, real MNIST digits).`,
-    `Machine: ${machineLine()}.`,
+    `Machine: ${machineLine()}; 1-minute load average ${load} when the run started.`,
     "",
     table,
     "",
