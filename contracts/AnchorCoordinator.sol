@@ -363,6 +363,10 @@ contract AnchorCoordinator is IAnchorCoordinator, ReentrancyGuardTransient {
         if (result.rewardsTotal > rec.budget) {
             revert RewardsExceedBudget(taskId, round, result.rewardsTotal, rec.budget);
         }
+        // Rewards without a root could never be claimed: they would be locked for good.
+        if (result.rewardsTotal != 0 && result.rewardsRoot == bytes32(0)) {
+            revert MissingRewardsRoot(result.rewardsTotal);
+        }
         _validateSlashes(taskId, round, s.commitCount, result.slashes);
 
         bytes32 resultHash = keccak256(abi.encode(result));

@@ -430,6 +430,9 @@ interface IAnchorCoordinator {
     /// @notice The result's `rewardsTotal` exceeds the round's `budget`.
     error RewardsExceedBudget(uint256 taskId, uint256 round, uint256 rewardsTotal, uint256 budget);
 
+    /// @notice The result promises `rewardsTotal` in rewards but gives no Merkle root to claim them against.
+    error MissingRewardsRoot(uint256 rewardsTotal);
+
     /// @notice The slash list has `length` entries; a round has only `commitCount` committers.
     error SlashListTooLong(uint256 length, uint256 commitCount);
 

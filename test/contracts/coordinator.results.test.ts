@@ -256,13 +256,17 @@ describe("AnchorCoordinator results and rewards", function () {
       await expect(submit(four)).to.be.revertedWithCustomError(w.coordinator, "SlashListTooLong").withArgs(4n, 3n);
     });
 
-    it("rejects rewards over the budget, a second submission, outsiders, unbonded aggregators, wrong phases", async function () {
+    it("rejects rewards over the budget or without a root, a second submission, outsiders, unbonded aggregators, wrong phases", async function () {
       const w = await loadFixture(deployAggregation);
       const [a0, a1, a2] = w.aggregators;
       const over = { ...resultOf("over"), rewardsTotal: DEFAULTS.rewardPerRound + 1n };
       await expect(w.coordinator.connect(a0).submitResult(w.taskId, 1n, over))
         .to.be.revertedWithCustomError(w.coordinator, "RewardsExceedBudget")
         .withArgs(w.taskId, 1n, DEFAULTS.rewardPerRound + 1n, DEFAULTS.rewardPerRound);
+      const rootless = { ...resultOf("rootless"), rewardsTotal: 5n };
+      await expect(w.coordinator.connect(a0).submitResult(w.taskId, 1n, rootless))
+        .to.be.revertedWithCustomError(w.coordinator, "MissingRewardsRoot")
+        .withArgs(5n);
       await w.coordinator.connect(a0).submitResult(w.taskId, 1n, resultOf("a"));
       await expect(w.coordinator.connect(a0).submitResult(w.taskId, 1n, resultOf("b")))
         .to.be.revertedWithCustomError(w.coordinator, "AlreadySubmitted")
