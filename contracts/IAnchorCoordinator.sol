@@ -11,8 +11,9 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
  * @notice The on-chain half of AnchorFL: one coordinator serves many federated-learning tasks.
  *
  * A task owner creates a task with its config (stake token, windows, slash rates, aggregator set, genesis model)
- * and escrows rewards with {fund}. Participants stake with {deposit} / {depositWithPermit}, and every round goes
- * through phases derived from stored deadlines (never a flag that can go stale, like Governor.state()):
+ * and escrows rewards with {fund}. Participants stake with {deposit} / {depositWithPermit}. The task owner or one of
+ * its aggregators opens each round ({openRound}), which then goes through phases derived from stored deadlines
+ * (never a flag that can go stale, like Governor.state()):
  *
  *     Commit --(deadline, or maxParticipants commits)--> Reveal --(deadline, or every committer revealed)-->
  *     Aggregation --(quorum of identical results)--> Finalized
@@ -31,11 +32,14 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
  *   withdraws, so reusing the participant's storage round after round opens no escape.
  * - Result: each bonded aggregator submits one {Result} per round. Identical submissions are counted by their hash
  *   ({resultHashOf}); the submission that reaches `quorum` finalizes the round in the same call: the global model
- *   moves, the slash list applies, the rewards Merkle root is stored and the unused budget returns to the escrow.
+ *   moves, the slash list applies (NoReveal exactly for committers that did not reveal, one slash per participant
+ *   per round: entries already slashed are skipped), the rewards Merkle root is stored and the unused budget
+ *   returns to the escrow.
  *   An aggregator whose submission differs from the finalized one loses `dissentPenaltyBps` of its bond
  *   ({penalizeDissent}, permissionless, or lazily at its next submission or unbonding).
  * - Rewards: pulled with {claim} and a Merkle proof; leaves follow OpenZeppelin merkle-tree's StandardMerkleTree for
- *   types ["address", "uint256"]: `keccak256(bytes.concat(keccak256(abi.encode(account, amount))))`.
+ *   types ["address", "uint256"]: `keccak256(bytes.concat(keccak256(abi.encode(account, amount))))`. Claims never
+ *   pay a round more than its declared `rewardsTotal`, and unclaimed rewards do not expire.
  * - Money flow: slashed stake and aggregator penalties go to the task's reward escrow, which funds future rounds.
  *   A failed round's budget returns to the escrow when the next round opens.
  *
