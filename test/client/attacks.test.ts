@@ -21,7 +21,12 @@ import {
   signFlip,
   zeroUpdate,
 } from "../../client/attacks/updates.js";
+import { trainAs } from "../../client/attacks/train-as.js";
 import { loadMnist } from "../../client/data/mnist.js";
+import { initBackend } from "../../client/model/backend.js";
+import { genesisWeights } from "../../client/model/build.js";
+import { mlpSpec } from "../../client/model/spec.js";
+import { evaluate, type TrainOptions } from "../../client/train/train.js";
 import { encodeUpdate, decodeUpdate } from "../../lib/codec/update-file.js";
 import { SafetensorsError } from "../../lib/codec/safetensors.js";
 import { Random } from "../../lib/random.js";
@@ -173,5 +178,37 @@ describe("Byzantine behaviours", () => {
       expect(() => parseBehaviour(bad), bad).to.throw(BehaviourError);
     }
     expect(() => parseBehaviour("boost")).to.throw(BehaviourError, 'found "boost"');
+  });
+
+  describe("a client's round under a behaviour (real training)", () => {
+    let options: TrainOptions;
+    let test: Awaited<ReturnType<typeof loadMnist>>["test"];
+    before(async () => {
+      await initBackend("wasm", { log: () => {} });
+      const split = await loadMnist();
+      test = split.test;
+      const spec = mlpSpec();
+      options = { spec, globalWeights: await genesisWeights(spec), data: split.train, indices: Array.from({ length: 400 }, (_, i) => i), epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 3 };
+    });
+    const accuracyOf = async (update: Tensor[]) =>
+      (await evaluate(options.spec, options.globalWeights.map((w, i) => ({ ...w, data: w.data.map((v, j) => v + update[i].data[j]) })), test)).accuracy;
+
+    it("label flip trains on 9 - l: the honest model learns digits, the flipped one learns the wrong ones", async () => {
+      const honestRun = await trainAs(parseBehaviour("honest"), options, { seed: 1 });
+      const flipped = await trainAs(parseBehaviour("label-flip"), options, { seed: 1 });
+      expect(await accuracyOf(honestRun.update)).to.be.above(0.6);
+      expect(await accuracyOf(flipped.update)).to.be.below(0.1);
+      expect(flipped.numSamples).to.equal(400);
+      const signFlipped = await trainAs(parseBehaviour("sign-flip"), options, { seed: 1 });
+      expect(cosine(signFlipped.update, honestRun.update)).to.be.closeTo(-1, 1e-9);
+    });
+
+    it("free riders skip training but claim their shard's size", async () => {
+      const free = await trainAs(parseBehaviour("free-ride:zero"), options, { seed: 1 });
+      expect(free.training).to.equal(undefined);
+      expect(free.numSamples).to.equal(400);
+      expect(flatten(free.update).every((v) => v === 0)).to.equal(true);
+      expect(free.update.map((t) => t.name)).to.deep.equal(options.globalWeights.map((t) => t.name));
+    });
   });
 });
