@@ -35,7 +35,8 @@ export class RetryingJsonRpcProvider extends JsonRpcProvider {
   constructor(url: string, network: Network, options: RpcOptions = {}) {
     const request = new FetchRequest(url);
     request.timeout = options.timeoutMs ?? 30_000;
-    super(request, network, { staticNetwork: network, pollingInterval: options.pollingMs ?? 1_000 });
+    // No response cache: a cached eth_getTransactionCount hands a just-used nonce to the next transaction.
+    super(request, network, { staticNetwork: network, pollingInterval: options.pollingMs ?? 1_000, cacheTimeout: -1 });
     this.url = url;
     this.#attempts = Math.max(1, options.attempts ?? 4);
     this.#backoffMs = options.backoffMs ?? 250;

@@ -57,6 +57,12 @@ export async function createTask(c: AnchorCoordinator, config: TaskConfig): Prom
 /** Approves and funds the task's reward escrow from `funder`'s tokens. */
 export async function fundTask(c: AnchorCoordinator, funder: Signer, taskId: bigint, amount: bigint): Promise<void> {
   const token = DemoToken__factory.connect((await c.taskConfig(taskId)).stakeToken, funder);
+  const balance = await token.balanceOf(funder);
+  if (balance < amount) {
+    throw new TaskSetupError(`funding task ${taskId} needs ${amount} token units, ${await funder.getAddress()} holds ${balance}`, {
+      hint: "get tokens first (demo token: `npm run anchorfl -- token mint --to <address> --amount <tokens>`)",
+    });
+  }
   await send("approve rewards", () => token.approve(c.getAddress(), amount));
   await send("fund rewards", () => c.connect(funder).fund(taskId, amount));
 }

@@ -100,3 +100,13 @@ export async function openContext(options: GlobalOptions): Promise<Context> {
   const coordinator = await connectCoordinator(address, signer);
   return makeContext({ settings, provider, chainId, signer, coordinator, fromBlock, storeConfig: storeConfigFor(settings, options.ipfs) });
 }
+
+/** Runs `fn` with a Context built from the command's options, closing it afterwards. */
+export async function withContext<T>(options: GlobalOptions, fn: (ctx: Context) => Promise<T>): Promise<T> {
+  const ctx = await openContext(options);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}

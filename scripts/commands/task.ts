@@ -1,0 +1,204 @@
+// `anchorfl task …` and `anchorfl token …`: what a task owner runs. Creating a task publishes the
+// model spec and genesis model to the content store, creates the task on-chain, funds its
+// reward escrow and (with --open) opens the first round.
+import type { Command } from "commander";
+import { formatUnits, getAddress, parseUnits } from "ethers";
+import { cnnSpec, mlpSpec, type ModelSpec } from "../../client/model/spec.js";
+import { initBackend } from "../../client/model/backend.js";
+import { readRound, requireTask, send } from "../../lib/chain/coordinator.js";
+import { readDeployment } from "../../lib/config.js";
+import { AnchorFLError } from "../../lib/errors.js";
+import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
+import { DemoToken__factory } from "../../types/ethers-contracts/index.js";
+import { withContext, type Context } from "./context.js";
+
+export class CommandOptionError extends AnchorFLError {}
+
+export const TOKEN_DECIMALS = 18;
+
+/** Whole tokens as typed by a person ("12.5") to base units. */
+export function parseTokens(text: string, what = "amount"): bigint {
+  try {
+    const value = parseUnits(text.trim(), TOKEN_DECIMALS);
+    if (value < 0n) throw new Error("negative");
+    return value;
+  } catch {
+    throw new CommandOptionError(`${what} must be a non-negative number of tokens (e.g. 10 or 0.5), got "${text}"`);
+  }
+}
+
+export const formatTokens = (value: bigint): string => formatUnits(value, TOKEN_DECIMALS).replace(/\.0$/, "");
+
+export function parseInteger(text: string, what: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min || n > max) throw new CommandOptionError(`${what} must be an integer from ${min} to ${max}, got "${text}"`);
+  return n;
+}
+
+export function modelSpecByName(name: string, seed: number): ModelSpec {
+  if (name === "mlp") return mlpSpec({ seed });
+  if (name === "cnn") return cnnSpec({ seed });
+  throw new CommandOptionError(`model must be "mlp" or "cnn", got "${name}"`);
+}
+
+export interface TaskCreateOptions {
+  model: string;
+  seed: string;
+  minStake: string;
+  reward: string;
+  fund: string;
+  bond: string;
+  commitWindow: string;
+  revealWindow: string;
+  aggregationWindow: string;
+  unbonding: string;
+  maxParticipants: string;
+  slashOutlier: string;
+  slashNoReveal: string;
+  slashInvalid: string;
+  slashDuplicate: string;
+  dissent: string;
+  aggregators?: string;
+  quorum: string;
+  token?: string;
+  open?: boolean;
+}
+
+/** Creates a task from command options; returns its id. Shared by the CLI and the demo. */
+export async function createTaskFromOptions(ctx: Context, o: TaskCreateOptions, log: (line: string) => void): Promise<bigint> {
+  const me = await ctx.signer.getAddress();
+  const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31));
+  await initBackend(undefined, { log });
+  const store = await ctx.store();
+  const genesis = await publishGenesis(store, spec, me);
+  log(`model spec ${genesis.spec.cid} and genesis model ${genesis.model.cid} pinned in ${store.description}`);
+  const bps = (text: string, what: string) => parseInteger(text, what, 0, 10_000);
+  const aggregators = (o.aggregators ? o.aggregators.split(",") : [me]).map((a) => {
+    try {
+      return getAddress(a.trim());
+    } catch {
+      throw new CommandOptionError(`aggregator "${a}" is not an address`);
+    }
+  });
+  const token = o.token ?? (await defaultToken(ctx));
+  const taskId = await createTask(ctx.coordinator, {
+    stakeToken: token,
+    minStake: parseTokens(o.minStake, "--min-stake"),
+    rewardPerRound: parseTokens(o.reward, "--reward"),
+    aggregatorBond: parseTokens(o.bond, "--bond"),
+    commitWindow: parseInteger(o.commitWindow, "--commit-window", 1, 2 ** 31),
+    revealWindow: parseInteger(o.revealWindow, "--reveal-window", 1, 2 ** 31),
+    aggregationWindow: parseInteger(o.aggregationWindow, "--aggregation-window", 1, 2 ** 31),
+    unbondingDelay: parseInteger(o.unbonding, "--unbonding", 0, 2 ** 31),
+    maxParticipants: parseInteger(o.maxParticipants, "--max-participants", 1, 65_535),
+    outlierSlashBps: bps(o.slashOutlier, "--slash-outlier"),
+    noRevealSlashBps: bps(o.slashNoReveal, "--slash-no-reveal"),
+    invalidSlashBps: bps(o.slashInvalid, "--slash-invalid"),
+    duplicateSlashBps: bps(o.slashDuplicate, "--slash-duplicate"),
+    dissentPenaltyBps: bps(o.dissent, "--dissent"),
+    quorum: parseInteger(o.quorum, "--quorum", 1, aggregators.length),
+    genesisModelDigest: genesis.model.digest,
+    modelSpecDigest: genesis.spec.digest,
+    aggregators,
+  });
+  log(`task ${taskId} created (model ${spec.name}, aggregators ${aggregators.join(", ")})`);
+  const funding = parseTokens(o.fund, "--fund");
+  if (funding > 0n) {
+    await fundTask(ctx.coordinator, ctx.signer, taskId, funding);
+    log(`task ${taskId} reward escrow funded with ${formatTokens(funding)} tokens`);
+  }
+  if (o.open) log(`round ${await openRound(ctx.coordinator, taskId)} of task ${taskId} is open for commits`);
+  return taskId;
+}
+
+async function defaultToken(ctx: Context): Promise<string> {
+  return (await readDeployment(ctx.settings.home, ctx.chainId)).token;
+}
+
+export function register(program: Command): void {
+  const task = program.command("task").description("create and run training tasks (task owner)");
+  task
+    .command("create")
+    .description("publish the model spec and genesis model, create the task, fund its rewards")
+    .option("--model <name>", "mlp or cnn", "mlp")
+    .option("--seed <n>", "seed of the genesis model's initializers", "0")
+    .option("--token <address>", "stake and reward token (default: the deployed DemoToken)")
+    .option("--min-stake <tokens>", "stake needed to commit", "10")
+    .option("--reward <tokens>", "reward budget per round", "100")
+    .option("--fund <tokens>", "tokens to put in the reward escrow now", "1000")
+    .option("--bond <tokens>", "bond each aggregator must hold", "50")
+    .option("--commit-window <seconds>", "commit phase length (closes early when full)", "300")
+    .option("--reveal-window <seconds>", "reveal phase length (closes early when all revealed)", "300")
+    .option("--aggregation-window <seconds>", "time for aggregators to reach quorum", "600")
+    .option("--unbonding <seconds>", "delay between a withdrawal request and the withdrawal", "60")
+    .option("--max-participants <n>", "commits accepted per round", "16")
+    .option("--slash-outlier <bps>", "stake share slashed for an outlier update (basis points)", "1000")
+    .option("--slash-no-reveal <bps>", "stake share slashed for committing without revealing", "2000")
+    .option("--slash-invalid <bps>", "stake share slashed for an invalid or unavailable update", "5000")
+    .option("--slash-duplicate <bps>", "stake share slashed for a copied or stale update", "3000")
+    .option("--dissent <bps>", "bond share an aggregator loses for a result that differs from the final one", "1000")
+    .option("--aggregators <addresses>", "comma-separated aggregator set (default: you)")
+    .option("--quorum <n>", "identical results needed to finalize", "1")
+    .option("--open", "open the first round right away")
+    .action(async (o: TaskCreateOptions, cmd: Command) => {
+      await withContext(cmd.optsWithGlobals(), (ctx) => createTaskFromOptions(ctx, o, (l) => console.log(l)));
+    });
+  task
+    .command("fund")
+    .description("add tokens to a task's reward escrow")
+    .requiredOption("--task <id>", "task id")
+    .requiredOption("--amount <tokens>", "tokens to add")
+    .action(async (o: { task: string; amount: string }, cmd: Command) => {
+      await withContext(cmd.optsWithGlobals(), async (ctx) => {
+        const taskId = BigInt(parseInteger(o.task, "--task", 1, Number.MAX_SAFE_INTEGER));
+        await requireTask(ctx.coordinator, taskId);
+        await fundTask(ctx.coordinator, ctx.signer, taskId, parseTokens(o.amount));
+        console.log(`funded task ${taskId} with ${o.amount} tokens`);
+      });
+    });
+  task
+    .command("open-round")
+    .description("open the task's next round (task owner or aggregator)")
+    .requiredOption("--task <id>", "task id")
+    .action(async (o: { task: string }, cmd: Command) => {
+      await withContext(cmd.optsWithGlobals(), async (ctx) => {
+        const taskId = BigInt(parseInteger(o.task, "--task", 1, Number.MAX_SAFE_INTEGER));
+        await requireTask(ctx.coordinator, taskId);
+        console.log(`round ${await openRound(ctx.coordinator, taskId)} of task ${taskId} is open for commits`);
+      });
+    });
+  task
+    .command("show")
+    .description("print a task's config and current round")
+    .requiredOption("--task <id>", "task id")
+    .action(async (o: { task: string }, cmd: Command) => {
+      await withContext(cmd.optsWithGlobals(), async (ctx) => {
+        const taskId = BigInt(parseInteger(o.task, "--task", 1, Number.MAX_SAFE_INTEGER));
+        await requireTask(ctx.coordinator, taskId);
+        const [config, info] = await Promise.all([ctx.coordinator.taskConfig(taskId), ctx.coordinator.taskInfo(taskId)]);
+        console.log(`task ${taskId}: owner ${info.owner}, escrow ${formatTokens(info.rewardEscrow)} tokens, global model ${info.globalModelDigest}`);
+        console.log(`  min stake ${formatTokens(config.minStake)}, reward/round ${formatTokens(config.rewardPerRound)}, windows ${config.commitWindow}/${config.revealWindow}/${config.aggregationWindow} s, max ${config.maxParticipants} participants`);
+        console.log(`  aggregators ${config.aggregators.join(", ")} (quorum ${config.quorum})`);
+        if (info.currentRound > 0n) {
+          const r = await readRound(ctx.coordinator, taskId, info.currentRound);
+          console.log(`  round ${r.round}: ${r.phase}, ${r.commitCount} commits, ${r.revealCount} reveals`);
+        } else console.log("  no round opened yet");
+      });
+    });
+
+  const token = program.command("token").description("the demo stake token");
+  token
+    .command("mint")
+    .description("mint demo tokens (token owner, i.e. the deployer)")
+    .requiredOption("--to <addresses>", "comma-separated recipients")
+    .requiredOption("--amount <tokens>", "tokens each")
+    .action(async (o: { to: string; amount: string }, cmd: Command) => {
+      await withContext(cmd.optsWithGlobals(), async (ctx) => {
+        const t = DemoToken__factory.connect(await defaultToken(ctx), ctx.signer);
+        for (const to of o.to.split(",")) {
+          await send("mint", () => t.mint(getAddress(to.trim()), parseTokens(o.amount)));
+          console.log(`minted ${o.amount} tokens to ${getAddress(to.trim())}`);
+        }
+      });
+    });
+}
