@@ -13,7 +13,10 @@ export function historyJson(value: unknown): string {
 /** The history with only `round` among its rounds. */
 export function selectRound(history: TaskHistory, round: bigint): TaskHistory {
   const picked = history.rounds.filter((r) => r.round === round);
-  if (picked.length === 0) throw new AuditError(`task ${history.taskId} has no round ${round}`);
+  if (picked.length === 0) {
+    const opened = history.rounds.length === 0 ? "none yet" : `1..${history.currentRound}`;
+    throw new AuditError(`task ${history.taskId} has no round ${round} (rounds opened: ${opened})`);
+  }
   return { ...history, rounds: picked };
 }
 

@@ -326,7 +326,7 @@ export function timeline(history: TaskHistory): TaskEvent[] {
 /** What a report must agree with: the chain that points at it. Returns the disagreements (pure). */
 export function reportMismatches(
   report: AggregationReport,
-  expected: { chainId: bigint; coordinator: string; taskId: bigint; finalized: EventOf<"RoundFinalized"> },
+  expected: ChainRef & { finalized: EventOf<"RoundFinalized"> },
 ): string[] {
   const out: string[] = [];
   if (report.chainId !== expected.chainId.toString()) out.push(`chainId ${report.chainId} (chain: ${expected.chainId})`);
@@ -335,6 +335,27 @@ export function reportMismatches(
   if (report.round !== expected.finalized.round.toString()) out.push(`round ${report.round} (chain: ${expected.finalized.round})`);
   if (report.model.digest !== expected.finalized.newModelDigest) out.push(`model ${report.model.digest} (chain: ${expected.finalized.newModelDigest})`);
   return out;
+}
+
+export interface ChainRef {
+  readonly chainId: bigint;
+  readonly coordinator: string;
+  readonly taskId: bigint;
+}
+
+/** Fetches a finalized round's report and checks it against the chain; store and format failures become a status. */
+export async function loadReport(store: ContentStore, finalized: EventOf<"RoundFinalized">, chain: ChainRef): Promise<ReportStatus> {
+  const cid = finalized.reportCid;
+  let report: AggregationReport;
+  try {
+    report = await fetchReport(store, finalized.reportDigest);
+  } catch (error) {
+    if (error instanceof ReportFormatError) return { status: "invalid", cid, error: error.message };
+    if (error instanceof StoreError) return { status: "unavailable", cid, error: `${error.message.split("\n")[0]} (${store.description})` };
+    throw error;
+  }
+  const mismatches = reportMismatches(report, { ...chain, finalized });
+  return mismatches.length ? { status: "invalid", cid, error: `the report disagrees with the chain: ${mismatches.join("; ")}` } : { status: "ok", cid, report };
 }
 
 export interface ReaderOptions {
@@ -390,8 +411,8 @@ export class AuditReader {
     );
   }
 
-  /** The task's history at `asOf` (default: now). Reports are fetched for every finalized round, or only `round`. */
-  async history(taskId: bigint, options: { asOf?: ChainPoint; round?: bigint } = {}): Promise<TaskHistory> {
+  /** The task's history at `asOf` (default: now), with the report of every finalized round the store can provide. */
+  async history(taskId: bigint, options: { asOf?: ChainPoint } = {}): Promise<TaskHistory> {
     const { coordinator: c, chainId, fromBlock } = this.options;
     await requireTask(c, taskId);
     const asOf = options.asOf ?? (await this.head());
@@ -401,44 +422,24 @@ export class AuditReader {
     const coordinator = await c.getAddress();
     const reports = new Map<string, ReportStatus>();
     for (const f of ofKind(events, "RoundFinalized")) {
-      if (options.round !== undefined && f.round !== options.round) continue;
       const status = await this.#report(f, { chainId, coordinator, taskId });
       if (status) reports.set(f.reportDigest, status);
     }
     const token = await this.#token(creationOf(events, taskId).config.stakeToken);
-    const history = buildHistory({ chainId, coordinator, taskId, asOf, token, events, currentPhase, reports });
-    if (options.round !== undefined && !history.rounds.some((r) => r.round === options.round)) {
-      throw new AuditError(`task ${taskId} has no round ${options.round} (rounds opened: ${history.rounds.length === 0 ? "none" : `1..${history.currentRound}`})`);
-    }
-    return history;
-  }
-
-  async #fetch(store: ContentStore, digest: string, cid: string): Promise<ReportStatus> {
-    try {
-      return { status: "ok", cid, report: await fetchReport(store, digest) };
-    } catch (error) {
-      if (error instanceof ReportFormatError) return { status: "invalid", cid, error: error.message };
-      if (error instanceof StoreError) return { status: "unavailable", cid, error: `${error.message.split("\n")[0]} (${store.description})` };
-      throw error;
-    }
+    return buildHistory({ chainId, coordinator, taskId, asOf, token, events, currentPhase, reports });
   }
 
   /**
    * The round's report, checked against the chain; null without a store. A report's digest is on-chain,
    * so a good or invalid one stays so and is remembered; an unavailable one is asked for again next time.
    */
-  async #report(finalized: EventOf<"RoundFinalized">, chain: { chainId: bigint; coordinator: string; taskId: bigint }): Promise<ReportStatus | null> {
+  async #report(finalized: EventOf<"RoundFinalized">, chain: ChainRef): Promise<ReportStatus | null> {
     const store = this.options.store;
     if (!store) return null;
     const known = this.#reports.get(finalized.reportDigest);
     if (known) return known;
-    const fetched = await this.#fetch(store, finalized.reportDigest, finalized.reportCid);
-    if (fetched.status !== "ok") return fetched;
-    const mismatches = reportMismatches(fetched.report, { ...chain, finalized });
-    const status: ReportStatus = mismatches.length
-      ? { status: "invalid", cid: fetched.cid, error: `the report disagrees with the chain: ${mismatches.join("; ")}` }
-      : fetched;
-    this.#reports.set(finalized.reportDigest, status);
+    const status = await loadReport(store, finalized, chain);
+    if (status.status !== "unavailable") this.#reports.set(finalized.reportDigest, status);
     return status;
   }
 
