@@ -53,7 +53,7 @@ export async function startHardhatNode(timeoutMs = 60_000): Promise<RunningNode>
     url,
     port,
     stop: async () => {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
       process.kill(-child.pid!, "SIGTERM");
       await exited;
