@@ -29,7 +29,8 @@ function formatAmount(value, token) {
   const abs = negative ? -v : v;
   const scale = 10n ** BigInt(token.decimals);
   const whole = abs / scale;
-  const fraction = (abs % scale).toString().padStart(token.decimals, "0").replace(/0+$/, "").slice(0, 4);
+  // Four decimals are plenty to read; the exact figure is in the JSON API and `anchorfl audit --json`.
+  const fraction = (abs % scale).toString().padStart(token.decimals, "0").slice(0, 4).replace(/0+$/, "");
   const text = `${negative ? "-" : ""}${whole.toLocaleString("en-US")}${fraction ? `.${fraction}` : ""}`;
   return token.symbol ? `${text} ${token.symbol}` : text;
 }
@@ -145,7 +146,7 @@ function accuracyChart(rounds) {
   if (points.length === 0) {
     return el("p", { class: "muted", id: "accuracy-empty" }, "No accuracy yet: it appears once a finalized round's report carries an evaluation (aggregator run with --eval).");
   }
-  const W = 640, H = 240, left = 48, right = 16, top = 16, bottom = 36;
+  const W = 1000, H = 260, left = 48, right = 24, top = 20, bottom = 36;
   const first = points[0].round, last = points[points.length - 1].round;
   const x = (round) => left + (last === first ? (W - left - right) / 2 : ((round - first) / (last - first)) * (W - left - right));
   const y = (acc) => top + (1 - acc) * (H - top - bottom);
@@ -202,17 +203,17 @@ function roundsTable(h) {
       { "data-round": r.round, "data-phase": r.phase },
       el("td", null, el("b", null, r.round)),
       el("td", null, phaseBadge(r, h.asOf)),
-      el("td", { class: "small" }, formatTime(r.opened.time), el("div", { class: "muted" }, `block ${r.opened.block}`)),
+      el("td", { class: "small nowrap" }, formatTime(r.opened.time), el("div", { class: "muted" }, `block ${r.opened.block}`)),
       el(
         "td",
-        { class: "small" },
+        { class: "small nowrap" },
         el("div", null, `commit ${formatTime(r.commitEnd).slice(11)}`),
         el("div", null, `reveal ${formatTime(r.revealEnd).slice(11)}`),
         el("div", null, `aggregation ${formatTime(r.aggregationEnd).slice(11)}`),
       ),
       el("td", { class: "num" }, r.commits.length),
       el("td", { class: "num" }, r.reveals.length),
-      el("td", { class: "num" }, r.results.length ? `${r.results.length} (max ${Math.max(...votes)} votes)` : "0"),
+      el("td", { class: "num nowrap" }, r.results.length ? `${r.results.length} (max ${Math.max(...votes)} votes)` : "0"),
       el("td", { class: "num" }, r.slashes.length),
       el("td", { class: "num" }, evaluation ? `${(evaluation.accuracy * 100).toFixed(2)}%` : "—"),
       el("td", null, r.finalized ? cidLink(r.model && r.model.cid) : el("span", { class: "muted" }, "—")),
