@@ -13,6 +13,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -32,6 +33,8 @@ if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`expected --port b
 const home = values.home ?? mkdtempSync(join(tmpdir(), "anchorfl-ipfs-"));
 const repo = join(home, "repo");
 const apiUrl = `http://127.0.0.1:${port}`;
+// Otherwise a daemon already on the port would answer and be mistaken for ours.
+if (!(await portIsFree(port))) fail(`expected 127.0.0.1:${port} to be free for the RPC API, found it in use`);
 
 const config = {
   Addresses: { Swarm: [], API: `/ip4/127.0.0.1/tcp/${port}`, Gateway: [], RPC: [], Delegates: [] },
@@ -64,6 +67,14 @@ while (Date.now() < deadline && !exited) {
 }
 if (!exited) process.kill(child.pid);
 fail(`expected the js-ipfs RPC API to answer at ${apiUrl}, found ${exited ? "the daemon exited" : "no answer in time"}; log:\n${readFileSync(join(home, "daemon.log"), "utf8").slice(-3000)}`);
+
+function portIsFree(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
 
 async function answers(url) {
   try {
