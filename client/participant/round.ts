@@ -1,0 +1,440 @@
+// One participant's rounds against the chain and the content store: find the open round, fetch
+// and check the global model, train (under a behaviour), encode, pin, journal, commit, wait for
+// the reveal phase, reveal. On start, entries left in the journal by a crash are revealed first.
+// Decisions are the pure functions of decide.ts; this file is the I/O around them.
+import { getAddress } from "ethers";
+import { phaseName, readReveals, readRound, requireTask, send, waitForPhase, type Phase } from "../../lib/chain/coordinator.js";
+import { allEvents } from "../../lib/chain/logs.js";
+import { ContractRevertError } from "../../lib/chain/revert.js";
+import { decodeUpdate, encodeUpdate } from "../../lib/codec/update-file.js";
+import type { UpdateMetadata } from "../../lib/codec/update-metadata.js";
+import { randomSalt, commitmentOf } from "../../lib/commitment.js";
+import type { Hex32 } from "../../lib/digest.js";
+import { currentModelPointer, fetchModel, fetchModelSpec, type ModelPointer } from "../../lib/protocol/models.js";
+import type { Tensor } from "../../lib/tensors.js";
+import type { Context } from "../../scripts/commands/context.js";
+import { corruptFile, formatBehaviour, withholdsReveal, type Behaviour, type CraftContext } from "../attacks/behaviours.js";
+import { trainAs } from "../attacks/train-as.js";
+import type { Dataset } from "../data/dataset.js";
+import { modelShapes, type ModelSpec } from "../model/spec.js";
+import type { ProgressListener } from "../train/progress.js";
+import type { TrainOptions } from "../train/train.js";
+import { chainNow } from "./account.js";
+import { decideCommit, decideRecovery, type CommitDecision } from "./decide.js";
+import { ModelMismatchError, NotEnoughStakeError, RoundNotOpenError, explainRevert } from "./errors.js";
+import { JournalFile, entryCommitment, isPending, journalPath, taskEntries, type JournalEntry } from "./journal.js";
+
+/** Training settings a participant chooses; the model, weights and data come from the round. */
+export type LocalTraining = Omit<TrainOptions, "spec" | "globalWeights" | "data" | "indices" | "onProgress">;
+
+/** What colluding attackers know (ALIE, IPM): by default the previous round's revealed updates. */
+export type ColluderKnowledge = Pick<CraftContext, "honestUpdates" | "participants" | "byzantine">;
+
+export type Step = "recovered" | "trained" | "pinned" | "journaled" | "committed" | "revealed" | "withheld" | "missed" | "skipped";
+
+export interface ParticipantOptions {
+  readonly ctx: Context;
+  readonly taskId: bigint;
+  /** This client's shard. */
+  readonly data: Dataset;
+  readonly training: LocalTraining;
+  readonly behaviour?: Behaviour;
+  /** Overrides the default knowledge of ALIE / IPM attackers (a simulation may pass the round's honest updates). */
+  readonly knowledge?: (round: bigint) => Promise<ColluderKnowledge>;
+  /** Default: <home>/journal/<address>.json. */
+  readonly journalFile?: string;
+  readonly safetyMarginS?: number;
+  readonly pollMs?: number;
+  readonly signal?: AbortSignal;
+  readonly log?: (line: string) => void;
+  readonly onProgress?: ProgressListener;
+  /** Called after each step; a test may throw here to simulate a crash. */
+  readonly onStep?: (step: Step, round: bigint) => void | Promise<void>;
+}
+
+export type RoundOutcome =
+  | { readonly kind: "revealed" | "withheld"; readonly round: bigint; readonly entry: JournalEntry }
+  | { readonly kind: "missed"; readonly round: bigint; readonly entry: JournalEntry }
+  | { readonly kind: "skipped"; readonly round: bigint; readonly decision: Exclude<CommitDecision, { action: "commit" }> };
+
+/** What the round's model must look like: opened on the current global model, of the task's spec. */
+export function checkGlobalModel(
+  meta: UpdateMetadata,
+  expected: { taskId: bigint; pointer: ModelPointer; roundBase: string; modelSpecDigest: string },
+): void {
+  const { pointer } = expected;
+  if (pointer.digest.toLowerCase() !== expected.roundBase.toLowerCase()) {
+    throw new ModelMismatchError(`the round was opened on model ${expected.roundBase}, but the current global model is ${pointer.digest}`);
+  }
+  if (meta.modelSpecDigest !== expected.modelSpecDigest.toLowerCase()) {
+    throw new ModelMismatchError(`global model ${pointer.digest} was built for spec ${meta.modelSpecDigest}, the task's spec is ${expected.modelSpecDigest}`);
+  }
+  // Genesis files are written before the task exists (task 0, round 0); later models name their task and round.
+  if (pointer.round > 0n && (meta.taskId !== expected.taskId || meta.round !== pointer.round)) {
+    throw new ModelMismatchError(
+      `global model ${pointer.digest} says task ${meta.taskId} round ${meta.round}, expected task ${expected.taskId} round ${pointer.round}`,
+    );
+  }
+}
+
+interface RoundInputs {
+  readonly spec: ModelSpec;
+  readonly specDigest: Hex32;
+  readonly pointer: ModelPointer;
+  readonly weights: Tensor[];
+}
+
+export class Participant {
+  readonly #o: ParticipantOptions;
+  readonly #log: (line: string) => void;
+  #me?: string;
+  #journal?: JournalFile;
+
+  constructor(options: ParticipantOptions) {
+    this.#o = options;
+    this.#log = options.log ?? ((line) => console.log(line));
+  }
+
+  get #c() {
+    return this.#o.ctx.coordinator;
+  }
+
+  async address(): Promise<string> {
+    return (this.#me ??= getAddress(await this.#o.ctx.signer.getAddress()));
+  }
+
+  async journal(): Promise<JournalFile> {
+    const me = await this.address();
+    return (this.#journal ??= new JournalFile(this.#o.journalFile ?? journalPath(this.#o.ctx.settings.home, me), me));
+  }
+
+  async #step(step: Step, round: bigint, line: string): Promise<void> {
+    this.#log(`task ${this.#o.taskId} round ${round}: ${line}`);
+    await this.#o.onStep?.(step, round);
+  }
+
+  async #coordinatorAddress(): Promise<string> {
+    return getAddress(await this.#c.getAddress());
+  }
+
+  /** This deployment's and task's journal entries. */
+  async entries(): Promise<JournalEntry[]> {
+    const journal = await (await this.journal()).read();
+    return taskEntries(journal, this.#o.ctx.chainId, await this.#coordinatorAddress(), this.#o.taskId);
+  }
+
+  /**
+   * Settles every pending journal entry of this task: reveals those whose round is in Reveal,
+   * drops commits that never landed, and logs (and clears) those whose reveal window passed.
+   * Entries whose round still takes commits are left for `participate` to reveal.
+   */
+  async recover(): Promise<RoundOutcome[]> {
+    const out: RoundOutcome[] = [];
+    for (const entry of (await this.entries()).filter(isPending)) {
+      const round = BigInt(entry.round);
+      const action = decideRecovery(await this.#entryFacts(entry));
+      const journal = await this.journal();
+      if (action === "not-committed") {
+        await journal.remove(entry);
+        await this.#step("recovered", round, "the journaled commit never reached the chain; dropped it (nothing at stake)");
+      } else if (action === "revealed") {
+        await journal.put({ ...entry, state: "revealed" });
+        await this.#step("recovered", round, "the chain already shows this reveal; journal updated");
+      } else if (action === "await-reveal") {
+        await journal.put({ ...entry, state: "committed" });
+      } else if (action === "reveal") {
+        await this.#step("recovered", round, `found an unrevealed commit in the journal (update ${entry.cid}); revealing it`);
+        out.push({ kind: "revealed", round, entry: await this.#reveal({ ...entry, state: "committed" }) });
+      } else {
+        await journal.remove(entry);
+        await this.#step("missed", round, "the reveal window passed before this commit was revealed: it will be slashed for no reveal");
+        out.push({ kind: "missed", round, entry });
+      }
+    }
+    return out;
+  }
+
+  async #entryFacts(entry: JournalEntry) {
+    const round = BigInt(entry.round);
+    const [phase, info] = await Promise.all([this.#c.roundPhase(this.#o.taskId, round), this.#c.participantInfo(this.#o.taskId, await this.address())]);
+    const here = info.lastRound === round;
+    return {
+      phase: phaseName(phase),
+      committedOnChain: here && (info.revealed || info.commitment.toLowerCase() === entryCommitment(entry, await this.address()).toLowerCase()),
+      revealedOnChain: here && info.revealed,
+    };
+  }
+
+  /** Whether to commit in the task's current round now (see decideCommit). */
+  async decide(): Promise<{ round: bigint; phase: Phase; decision: CommitDecision }> {
+    const { taskId, ctx } = this.#o;
+    const round = await this.#c.currentRound(taskId);
+    if (round === 0n) return { round, phase: "None", decision: { action: "wait", reason: "the task has no round yet" } };
+    const [state, info, now] = await Promise.all([readRound(this.#c, taskId, round), this.#c.participantInfo(taskId, await this.address()), chainNow(ctx.provider)]);
+    const decision = decideCommit({
+      phase: state.phase,
+      now,
+      commitEnd: state.commitEnd,
+      revealEnd: state.revealEnd,
+      alreadyCommitted: info.lastRound === round,
+      safetyMarginS: this.#o.safetyMarginS,
+    });
+    return { round, phase: state.phase, decision };
+  }
+
+  /** Refuses early (before any training) when the free stake is below the task's minimum. */
+  async checkStake(): Promise<void> {
+    const { taskId } = this.#o;
+    const [config, info] = await Promise.all([this.#c.taskConfig(taskId), this.#c.participantInfo(taskId, await this.address())]);
+    const free = info.stake - info.pendingWithdrawal;
+    if (free < config.minStake) {
+      throw new NotEnoughStakeError(`task ${taskId} needs ${config.minStake} units of free stake to commit; ${await this.address()} has ${free}`, {
+        hint: `stake with \`anchorfl client join --task ${taskId} --stake <tokens>\` (stake pending withdrawal does not count)`,
+        details: { needed: config.minStake, available: free },
+      });
+    }
+  }
+
+  /** The round's spec and global model, checked against the chain. */
+  async #inputs(round: bigint): Promise<RoundInputs> {
+    const { ctx, taskId } = this.#o;
+    const store = await ctx.store();
+    const config = await this.#c.taskConfig(taskId);
+    const spec = await fetchModelSpec(store, config.modelSpecDigest);
+    const pointer = await currentModelPointer(this.#c, store, taskId, ctx.fromBlock);
+    const opened = await allEvents(this.#c, this.#c.filters.RoundOpened(taskId, round), { fromBlock: ctx.fromBlock });
+    if (opened.length !== 1) throw new RoundNotOpenError(`found ${opened.length} RoundOpened events for task ${taskId} round ${round}, expected one`);
+    const roundBase = this.#c.interface.parseLog(opened[0])!.args.baseModelDigest as string;
+    const model = await fetchModel(store, pointer, spec);
+    checkGlobalModel(model.metadata, { taskId, pointer, roundBase, modelSpecDigest: config.modelSpecDigest });
+    return { spec, specDigest: config.modelSpecDigest as Hex32, pointer, weights: model.tensors };
+  }
+
+  /** Updates other participants revealed in the previous round (what copiers and colluders can see), decodable ones only. */
+  async previousRoundUpdates(round: bigint, spec: ModelSpec): Promise<Tensor[][]> {
+    if (round <= 1n) return [];
+    const me = await this.address();
+    const store = await this.#o.ctx.store();
+    const reveals = await readReveals(this.#c, this.#o.taskId, round - 1n, { fromBlock: this.#o.ctx.fromBlock });
+    const out: Tensor[][] = [];
+    for (const r of reveals.filter((x) => x.participant !== me)) {
+      try {
+        out.push(decodeUpdate(await store.get({ digest: r.updateDigest, contentRoot: r.contentRoot }), { expected: modelShapes(spec) }).tensors);
+      } catch (error) {
+        this.#log(`ignoring ${r.participant}'s round ${round - 1n} update ${r.updateDigest}: ${(error as Error).message.split("\n")[0]}`);
+      }
+    }
+    return out;
+  }
+
+  /** This client's last finished update of the task (a stale free rider resubmits it). */
+  async #previousOwn(round: bigint, spec: ModelSpec): Promise<Tensor[] | undefined> {
+    const last = (await this.entries()).filter((e) => e.state === "revealed" && BigInt(e.round) < round).at(-1);
+    if (!last) return undefined;
+    const bytes = await (await this.#o.ctx.store()).get({ digest: last.updateDigest, contentRoot: last.contentRoot });
+    return decodeUpdate(bytes, { expected: modelShapes(spec) }).tensors;
+  }
+
+  /** Only what the behaviour needs is fetched: free riders and colluders look at earlier rounds. */
+  async #craftContext(b: Behaviour, round: bigint, spec: ModelSpec): Promise<Omit<CraftContext, "ownDelta">> {
+    const seed = Number((BigInt(this.#o.training.seed) * 1_000_003n + round) % 2_147_483_647n);
+    if (b.kind === "free-ride" && b.mode === "stale") return { seed, previousOwn: await this.#previousOwn(round, spec) };
+    if (b.kind === "free-ride" && b.mode === "copy") return { seed, previousOther: (await this.previousRoundUpdates(round, spec))[0] };
+    if (b.kind === "alie" || b.kind === "ipm") {
+      if (this.#o.knowledge) return { seed, ...(await this.#o.knowledge(round)) };
+      const honestUpdates = await this.previousRoundUpdates(round, spec);
+      return { seed, honestUpdates, participants: honestUpdates.length + 1, byzantine: 1 };
+    }
+    return { seed };
+  }
+
+  /** Trains, encodes, pins and journals this round's update (state "committing"); nothing is sent yet. */
+  async #prepare(round: bigint): Promise<JournalEntry> {
+    const { ctx, taskId, training } = this.#o;
+    const behaviour = this.#o.behaviour ?? { kind: "honest" };
+    const me = await this.address();
+    const inputs = await this.#inputs(round);
+    const craft = await this.#craftContext(behaviour, round, inputs.spec);
+    const result = await trainAs(
+      behaviour,
+      { ...training, seed: craft.seed, spec: inputs.spec, globalWeights: inputs.weights, data: this.#o.data, onProgress: this.#o.onProgress },
+      craft,
+    );
+    const t = result.training;
+    await this.#step(
+      "trained",
+      round,
+      t
+        ? `trained on ${t.numSamples} samples (${training.epochs} epochs, loss ${t.lossBefore.toFixed(4)} -> ${t.lossAfter.toFixed(4)}, ${Math.round(t.wallMs)} ms on ${t.backend})`
+        : `prepared a ${formatBehaviour(behaviour)} update without training`,
+    );
+    const extra: Record<string, string> = t
+      ? {
+          loss_before: t.lossBefore.toPrecision(6),
+          loss_after: t.lossAfter.toPrecision(6),
+          epochs: String(training.epochs),
+          wall_ms: String(Math.round(t.wallMs)),
+          backend: t.backend,
+          ...(t.privacy ? { dp_epsilon: String(t.privacy.epsilon), dp_delta: String(t.privacy.delta) } : {}),
+        }
+      : {};
+    const bytes = corruptFile(
+      behaviour,
+      encodeUpdate(result.update, {
+        taskId,
+        round,
+        participant: me,
+        baseModelDigest: inputs.pointer.digest,
+        numSamples: result.numSamples,
+        kind: "delta",
+        modelSpecDigest: inputs.specDigest,
+        extra,
+      }),
+    );
+    const store = await ctx.store();
+    const stored = await store.put(bytes);
+    await store.pin(stored.cid);
+    await this.#step("pinned", round, `update ${stored.cid} (${stored.size} bytes) pinned in ${store.description}`);
+    const entry = await (
+      await this.journal()
+    ).put({
+      chainId: String(ctx.chainId),
+      coordinator: await this.#coordinatorAddress(),
+      taskId: String(taskId),
+      round: String(round),
+      updateDigest: stored.digest,
+      contentRoot: stored.contentRoot,
+      salt: randomSalt(),
+      numSamples: result.numSamples,
+      cid: stored.cid,
+      state: "committing",
+    });
+    await this.#step("journaled", round, `salt and digest written to ${(await this.journal()).file}`);
+    return entry;
+  }
+
+  async #commit(entry: JournalEntry): Promise<JournalEntry> {
+    const { ctx, taskId } = this.#o;
+    const round = BigInt(entry.round);
+    const commitment = commitmentOf({ ...entry, chainId: ctx.chainId, participant: await this.address() });
+    const journal = await this.journal();
+    try {
+      await send("commit", () => this.#c.commit(taskId, round, commitment));
+    } catch (error) {
+      // A revert means nothing was committed: forget the entry. Any other failure leaves it
+      // "committing" for recover() to settle against the chain.
+      if (error instanceof ContractRevertError) await journal.remove(entry);
+      throw explainRevert(error, taskId);
+    }
+    const committed = await journal.put({ ...entry, state: "committed" });
+    await this.#step("committed", round, `committed ${commitment}`);
+    return committed;
+  }
+
+  async #reveal(entry: JournalEntry): Promise<JournalEntry> {
+    const { taskId } = this.#o;
+    const round = BigInt(entry.round);
+    try {
+      await send("reveal", () => this.#c.reveal(taskId, round, entry.updateDigest, entry.numSamples, entry.salt, entry.contentRoot));
+    } catch (error) {
+      throw explainRevert(error, taskId);
+    }
+    const revealed = await (await this.journal()).put({ ...entry, state: "revealed" });
+    await this.#step("revealed", round, `revealed update ${entry.cid} (${entry.numSamples} samples)`);
+    return revealed;
+  }
+
+  /** Waits for the entry's round to leave Commit, then reveals (or withholds, or reports the miss). */
+  async #finish(entry: JournalEntry): Promise<RoundOutcome> {
+    const round = BigInt(entry.round);
+    const journal = await this.journal();
+    if (withholdsReveal(this.#o.behaviour ?? { kind: "honest" })) {
+      const withheld = await journal.put({ ...entry, state: "withheld" });
+      await this.#step("withheld", round, "committed and withholding the reveal (commit-then-withhold behaviour)");
+      return { kind: "withheld", round, entry: withheld };
+    }
+    const phase = await waitForPhase(this.#c, this.#o.taskId, round, ["Reveal", "Aggregation", "Finalized", "Failed"], {
+      pollMs: this.#o.pollMs,
+      signal: this.#o.signal,
+    });
+    if (phase !== "Reveal") {
+      await journal.remove(entry);
+      await this.#step("missed", round, `the round reached ${phase} before the reveal: it will be slashed for no reveal`);
+      return { kind: "missed", round, entry };
+    }
+    return { kind: "revealed", round, entry: await this.#reveal(entry) };
+  }
+
+  /**
+   * Takes part in the task's current round if it accepts a commit now: recover, decide, train,
+   * pin, journal, commit, wait, reveal. Returns what happened, or why it sat the round out.
+   */
+  async participate(): Promise<RoundOutcome> {
+    const { taskId } = this.#o;
+    await requireTask(this.#c, taskId);
+    await this.recover();
+    const pending = (await this.entries()).find((e) => e.state === "committed");
+    if (pending) return this.#finish(pending);
+    const first = await this.decide();
+    if (first.decision.action !== "commit") return { kind: "skipped", round: first.round, decision: first.decision };
+    await this.checkStake();
+    const entry = await this.#prepare(first.round);
+    // Training took time: decide again with the clock as it is now, right before committing.
+    const again = await this.decide();
+    if (again.round !== first.round || again.decision.action !== "commit") {
+      await (await this.journal()).remove(entry);
+      const decision = again.decision.action === "commit" ? ({ action: "too-late", reason: `round ${again.round} opened meanwhile` } as const) : again.decision;
+      await this.#step("skipped", first.round, `not committing: ${decision.reason}`);
+      return { kind: "skipped", round: first.round, decision };
+    }
+    return this.#finish(await this.#commit(entry));
+  }
+
+  /**
+   * Takes part in every round until `signal` aborts (checked between steps), polling for new rounds.
+   * With `once`, handles the current round only and fails clearly when it takes no commits.
+   */
+  async run({ once = false }: { once?: boolean } = {}): Promise<RoundOutcome[]> {
+    const outcomes: RoundOutcome[] = [];
+    let lastWait = "";
+    while (!this.#o.signal?.aborted) {
+      let outcome: RoundOutcome;
+      try {
+        outcome = await this.participate();
+      } catch (error) {
+        if (!this.#o.signal?.aborted) throw error;
+        this.#log(`stopped while waiting (${(error as Error).message.split("\n")[0]}); a pending commit is in the journal and is revealed on restart`);
+        break;
+      }
+      if (outcome.kind !== "skipped") outcomes.push(outcome);
+      if (once) {
+        if (outcome.kind === "skipped") {
+          throw new RoundNotOpenError(`task ${this.#o.taskId} round ${outcome.round} takes no commit now: ${outcome.decision.reason}`, {
+            hint: "run without --once to wait for the next round",
+          });
+        }
+        return outcomes;
+      }
+      // One line per change of situation, not one per poll.
+      const situation = outcome.kind === "skipped" ? `${outcome.round}:${outcome.decision.action}` : "";
+      if (outcome.kind === "skipped" && situation !== lastWait) {
+        this.#log(`task ${this.#o.taskId} round ${outcome.round}: ${outcome.decision.reason}; waiting for the next round`);
+      }
+      lastWait = situation;
+      await sleep(this.#o.pollMs ?? 2_000, this.#o.signal);
+    }
+    return outcomes;
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
