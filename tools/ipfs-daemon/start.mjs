@@ -4,6 +4,12 @@
 // installed in this folder only) serves the same RPC API. It runs offline on loopback:
 // fresh repo in a temp folder, no swarm addresses, no bootstrap, no preload, no gateway.
 //
+// Install once (~3 min): `(cd tools/ipfs-daemon && PATH="$PWD/../../node_modules/.bin:$PATH"
+// npm install --no-audit --no-fund)`. Not `npm ci`: an optional dependency of ipfs
+// (electron-webrtc -> electron-eval) names a GitHub tarball that cannot be fetched here, so
+// npm ci always finds the lockfile "out of sync"; npm install follows the committed lockfile
+// for everything else and leaves it unchanged.
+//
 // Usage (under Node 22, e.g. `npx node tools/ipfs-daemon/start.mjs --port 5201`):
 //   prints `IPFS_API=http://127.0.0.1:<port>` and `IPFS_DAEMON_PID=<pid>` once the API
 //   answers, then exits, leaving the daemon running: `eval "$(npx node …/start.mjs)"`.
