@@ -129,22 +129,32 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const files = new Map<string, Buffer>();
   for (const { file } of Object.values(STATIC)) files.set(file, await readFile(new URL(file, webDir)));
 
+  // Everything the API says is a function of the head block, so answers are cached per block.
+  let cache: { block: number; tasks?: Promise<TaskSummary[]>; histories: Map<bigint, Promise<string>> } = { block: -1, histories: new Map() };
   let connection: Promise<DashboardConnection> | undefined;
   const connect = () => (connection ??= options.connect().catch((error) => ((connection = undefined), Promise.reject(error))));
   const drop = async (failed: Promise<DashboardConnection> | undefined) => {
     if (!failed || connection !== failed) return;
     connection = undefined;
+    // A restarted node may reach the same block numbers with other contents.
+    cache = { block: -1, histories: new Map() };
     await failed.then((c) => c.close()).catch(() => undefined);
   };
 
-  // Everything the API says is a function of the head block, so answers are cached per block.
-  let cache: { block: number; tasks?: Promise<TaskSummary[]>; histories: Map<bigint, Promise<string>> } = { block: -1, histories: new Map() };
   const atHead = async (c: DashboardConnection): Promise<ChainPoint> => {
     const head = await c.reader.head();
     if (cache.block !== head.block) cache = { block: head.block, histories: new Map() };
     return head;
   };
-  const tasks = (c: DashboardConnection, head: ChainPoint) => (cache.tasks ??= c.reader.tasks(head));
+  const tasks = (c: DashboardConnection, head: ChainPoint) => {
+    const entry = cache;
+    if (!entry.tasks) {
+      const pending = c.reader.tasks(head);
+      entry.tasks = pending;
+      pending.catch(() => (entry.tasks = undefined));
+    }
+    return entry.tasks;
+  };
 
   async function api(path: string): Promise<string> {
     const current = connect();
@@ -158,11 +168,13 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       if (!match) throw new HttpError(404, `no API endpoint ${path}`);
       const taskId = parseTaskId(match[1]);
       if (!(await tasks(c, head)).some((t) => t.taskId === taskId)) throw new HttpError(404, `task ${taskId} does not exist on coordinator ${c.coordinator}`);
-      let json = cache.histories.get(taskId);
+      const entry = cache;
+      let json = entry.histories.get(taskId);
       if (!json) {
-        json = c.reader.history(taskId, { asOf: head }).then(historyJson);
-        cache.histories.set(taskId, json);
-        json.catch(() => cache.histories.delete(taskId));
+        const pending = c.reader.history(taskId, { asOf: head }).then(historyJson);
+        entry.histories.set(taskId, pending);
+        pending.catch(() => entry.histories.delete(taskId));
+        json = pending;
       }
       return await json;
     } catch (error) {
@@ -186,7 +198,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     if (page) return send(res, 200, page.type, files.get(page.file)!);
     if (path.startsWith("/api/")) return sendJson(res, 200, await api(path));
     if (path.startsWith("/ipfs/")) {
-      const cid = decodeURIComponent(path.slice("/ipfs/".length));
+      const cid = path.slice("/ipfs/".length);
       const bytes = await content(cid);
       // Content-addressed: the bytes behind a CID never change.
       return send(res, 200, contentType(bytes), bytes, {

@@ -18,7 +18,7 @@ import { encodeReport } from "../../lib/protocol/report.js";
 import { cidFromChain, EmbeddedStore, ZERO_ROOT } from "../../lib/store/index.js";
 import { makeContext, type Context } from "../../scripts/commands/context.js";
 import { runAudit } from "../../scripts/commands/audit.js";
-import { BUDGET, DISSENT_BPS, NO_REVEAL_BPS, OUTLIER_BPS, STAKE, TOKEN, runScenario, type ScenarioWorld } from "./scenario.js";
+import { BUDGET, DISSENT_BPS, NO_REVEAL_BPS, OUTLIER_BPS, STAKE, TOKEN, runScenario, taskConfig, type ScenarioWorld } from "./scenario.js";
 
 const { ethers } = await network.create();
 
@@ -226,6 +226,23 @@ describe("audit: a task's history from on-chain events", function () {
     expect(notReport).to.include({ status: "invalid", cid: garbage.cid });
     expect((notReport as { error: string }).error).to.include("report is not UTF-8 JSON");
 
+    // Valid to parseReport, but with types the printer and the page would trip over.
+    const hostile = await store.put(
+      encodeReport({
+        ...report,
+        rule: "median" as never,
+        participants: report.participants.map((p) => ({ ...p, score: "high" as never, reason: 7 as never })),
+        evaluation: { dataset: "mnist-test", examples: 1000, accuracy: "0.9" as never, loss: 0.1 },
+      }),
+    );
+    const mistyped = await loadReport(store, pointingAt(hostile.digest), chain);
+    expect(mistyped.status).to.equal("invalid");
+    expect((mistyped as { error: string }).error)
+      .to.include("rule must be {name, params}")
+      .and.include("participants[0].reason must be a string")
+      .and.include("participants[2].score must be a finite number")
+      .and.include("evaluation must be");
+
     const missing = await loadReport(store, pointingAt(sha256Digest(new TextEncoder().encode("never stored"))), chain);
     expect(missing.status).to.equal("unavailable");
     expect(await store.has(forged.cid)).to.equal(true);
@@ -245,6 +262,21 @@ describe("audit: a task's history from on-chain events", function () {
     const round = JSON.parse(await audit(ctx, { round: "2", json: true }));
     expect(round.rounds.map((r: { round: string }) => r.round)).to.deep.equal(["2"]);
     expect(historyJson({ n: 2n ** 70n })).to.equal(`{\n  "n": "${2n ** 70n}"\n}`);
+  });
+
+  it("audits a task that has no round yet", async () => {
+    await (await world.coordinator.createTask(taskConfig(await world.token.getAddress(), [world.owner.address], 1n))).wait();
+    const ctx = contextWith(path.join(dir, "ipfs"), store);
+    const out: string[] = [];
+    await runAudit(ctx, { task: "2" }, (t) => out.push(t));
+    expect(out[0]).to.include("Task 2 on chain 31337").and.match(/now\s+no round opened yet/).and.match(/global model\s+bafkrei\S+ \(genesis\)/);
+    expect(out[0]).to.not.include("Round 1");
+    const empty: string[] = [];
+    await runAudit(ctx, { task: "2", json: true }, (t) => empty.push(t));
+    const parsed = JSON.parse(empty[0]);
+    expect(parsed).to.include({ taskId: "2", currentRound: "0", escrow: "0" });
+    expect(parsed.rounds).to.deep.equal([]);
+    expect(await runAudit(ctx, { task: "2", round: "1" }, () => undefined).catch((e) => e)).to.be.instanceOf(AuditError).with.property("message").that.includes("rounds opened: none yet");
   });
 
   it("refuses unknown tasks and rounds and malformed numbers with typed errors", async () => {

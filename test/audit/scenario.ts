@@ -59,6 +59,30 @@ async function advance(provider: TimeTravel, seconds: bigint): Promise<void> {
   await provider.send("evm_mine", []);
 }
 
+/** The scenario's task config. */
+export function taskConfig(token: string, aggregators: string[], quorum: bigint) {
+  return {
+    stakeToken: token,
+    minStake: 100n * TOKEN,
+    rewardPerRound: BUDGET,
+    aggregatorBond: 500n * TOKEN,
+    commitWindow: WINDOW,
+    revealWindow: WINDOW,
+    aggregationWindow: WINDOW,
+    unbondingDelay: 0n,
+    maxParticipants: 3n,
+    outlierSlashBps: OUTLIER_BPS,
+    noRevealSlashBps: NO_REVEAL_BPS,
+    invalidSlashBps: 5_000n,
+    duplicateSlashBps: 3_000n,
+    dissentPenaltyBps: DISSENT_BPS,
+    quorum,
+    genesisModelDigest: sha256Digest(new TextEncoder().encode("genesis")),
+    modelSpecDigest: sha256Digest(new TextEncoder().encode("spec")),
+    aggregators,
+  };
+}
+
 /** Deploys the token and coordinator, creates and funds the task, stakes participants and bonds aggregators. */
 export async function setUpWorld(owner: Account, aggregators: Account[], participants: Account[]): Promise<Omit<ScenarioWorld, "reports" | "accuracy">> {
   const token = await new DemoToken__factory(owner).deploy(owner.address);
@@ -72,28 +96,7 @@ export async function setUpWorld(owner: Account, aggregators: Account[], partici
   }
   await mined(token.mint(owner.address, 100_000n * TOKEN));
   await mined(token.approve(address, 2n ** 255n));
-  await mined(
-    coordinator.createTask({
-      stakeToken: await token.getAddress(),
-      minStake: 100n * TOKEN,
-      rewardPerRound: BUDGET,
-      aggregatorBond: 500n * TOKEN,
-      commitWindow: WINDOW,
-      revealWindow: WINDOW,
-      aggregationWindow: WINDOW,
-      unbondingDelay: 0n,
-      maxParticipants: 3n,
-      outlierSlashBps: OUTLIER_BPS,
-      noRevealSlashBps: NO_REVEAL_BPS,
-      invalidSlashBps: 5_000n,
-      duplicateSlashBps: 3_000n,
-      dissentPenaltyBps: DISSENT_BPS,
-      quorum: 2n,
-      genesisModelDigest: sha256Digest(new TextEncoder().encode("genesis")),
-      modelSpecDigest: sha256Digest(new TextEncoder().encode("spec")),
-      aggregators: aggregators.map((a) => a.address),
-    }),
-  );
+  await mined(coordinator.createTask(taskConfig(await token.getAddress(), aggregators.map((a) => a.address), 2n)));
   const taskId = 1n;
   await mined(coordinator.fund(taskId, 2_000n * TOKEN));
   for (const p of participants) await mined(coordinator.connect(p).deposit(taskId, STAKE));
