@@ -53,7 +53,7 @@ function short(hex) {
 
 function cidLink(cid, label) {
   if (!cid) return el("span", { class: "muted", title: "CID unknown: the report naming this model is unavailable" }, "unknown");
-  return el("a", { href: `/ipfs/${cid}`, class: "cid", title: cid, target: "_blank", rel: "noopener" }, label || `${cid.slice(0, 10)}…${cid.slice(-6)}`);
+  return el("a", { href: `/ipfs/${cid}`, class: "cid", title: cid, target: "_blank", rel: "noopener" }, label || `${cid.slice(0, 9)}…${cid.slice(-4)}`);
 }
 
 function table(headers, rows, attrs) {
@@ -207,9 +207,9 @@ function roundsTable(h) {
       el(
         "td",
         { class: "small nowrap" },
-        el("div", null, `commit ${formatTime(r.commitEnd).slice(11)}`),
-        el("div", null, `reveal ${formatTime(r.revealEnd).slice(11)}`),
-        el("div", null, `aggregation ${formatTime(r.aggregationEnd).slice(11)}`),
+        el("div", null, `commit ${formatTime(r.commitEnd).slice(11, 19)}`),
+        el("div", null, `reveal ${formatTime(r.revealEnd).slice(11, 19)}`),
+        el("div", null, `aggregation ${formatTime(r.aggregationEnd).slice(11, 19)}`),
       ),
       el("td", { class: "num" }, r.commits.length),
       el("td", { class: "num" }, r.reveals.length),
@@ -220,7 +220,7 @@ function roundsTable(h) {
       el("td", null, reportCell(r)),
     );
   });
-  return table(["Round", "Phase", "Opened", "Deadlines", "Commits", "Reveals", "Results", "Slashed", "Accuracy", "Model", "Report"], rows, { id: "rounds" });
+  return table(["Round", "Phase", "Opened", "Deadlines (UTC)", "Commits", "Reveals", "Results", "Slashed", "Accuracy", "Model", "Report"], rows, { id: "rounds" });
 }
 
 function slashesTable(h) {
