@@ -7,7 +7,7 @@ import type { Provider, Signer } from "ethers";
 import { connectCoordinator, type AnchorCoordinator } from "../../lib/chain/coordinator.js";
 import { connectRpc } from "../../lib/chain/rpc.js";
 import { loadSigner, readDeployment, resolveSettings, type Settings, type SettingsOverrides } from "../../lib/config.js";
-import { openContentStore, type ContentStore, type StoreConfig } from "../../lib/store/index.js";
+import { openContentStore, storeConfigFromEnv, type ContentStore, type StoreConfig } from "../../lib/store/index.js";
 
 export interface Context {
   readonly settings: Settings;
@@ -50,10 +50,13 @@ export function settingsFrom(options: GlobalOptions, env: NodeJS.ProcessEnv = pr
   return resolveSettings(env, overrides);
 }
 
-/** The store the settings select: a Kubo RPC node when given, else the embedded store under `home`. */
+/** The store the options and environment select (lib/store rules), the embedded one defaulting to `<home>/ipfs`. */
 export function storeConfigFor(settings: Settings, ipfs: string | undefined, env: NodeJS.ProcessEnv = process.env): StoreConfig {
-  const url = ipfs ?? env.IPFS_API?.trim();
-  return url ? { kind: "kubo", url } : { kind: "embedded", dataDir: path.join(settings.home, "ipfs") };
+  return storeConfigFromEnv({
+    ...env,
+    ...(ipfs ? { IPFS_API: ipfs } : {}),
+    ANCHORFL_IPFS_DIR: env.ANCHORFL_IPFS_DIR || path.join(settings.home, "ipfs"),
+  });
 }
 
 /** Builds a Context from already-connected parts (used by the demo on the in-process chain). */

@@ -1,5 +1,6 @@
-// The Kubo RPC backend against a REAL RPC daemon (IPFS_API; CI starts the js-ipfs daemon
-// with tools/ipfs-daemon/start.mjs). Without IPFS_API those tests are skipped with the
+// The Kubo RPC backend against a REAL RPC daemon (ANCHORFL_TEST_IPFS_API; CI starts the js-ipfs
+// daemon with tools/ipfs-daemon/start.mjs). A test-only variable, so that the rest of the suite
+// keeps the embedded store. Without it those tests are skipped with the
 // reason printed; the dead-endpoint tests need no daemon and always run.
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
@@ -60,12 +61,12 @@ describe("store: Kubo RPC backend, dead or bad endpoint", () => {
 
 describe("store: Kubo RPC backend against a real daemon", function () {
   this.timeout(120_000);
-  const api = process.env.IPFS_API;
+  const api = process.env.ANCHORFL_TEST_IPFS_API;
   let store: KuboStore;
 
   before(function () {
     if (!api) {
-      console.log("      skipped: IPFS_API is not set (start a daemon: eval \"$(npx node tools/ipfs-daemon/start.mjs)\")");
+      console.log("      skipped: ANCHORFL_TEST_IPFS_API is not set (see .ci/run: tools/ipfs-daemon/start.mjs starts a daemon)");
       this.skip();
     }
     store = new KuboStore({ url: api! });
