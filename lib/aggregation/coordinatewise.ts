@@ -1,8 +1,9 @@
 // Coordinate-wise rules (Yin et al., "Byzantine-robust distributed learning", 2018): for each
 // coordinate, the median of the n values, or their mean after dropping the `trim` smallest
 // and `trim` largest. Every update counts equally (a Byzantine participant picks its own
-// numSamples). One column at a time is copied into a small reusable buffer and reduced by
-// in-place selection, so no copy of the matrix is made and nothing is allocated per coordinate.
+// numSamples). Blocks of 256 coordinates are transposed into one small reusable buffer so each
+// coordinate's n values sit together, then reduced by branch-free selection (select.ts): no
+// copy of the matrix is made and nothing is allocated per coordinate.
 //
 // Score: L2 distance from the update to the aggregate. Higher = more suspicious.
 // Breakdown: median tolerates f < n/2 arbitrary updates; trimmed mean needs 2 * trim < n
@@ -30,42 +31,35 @@ export function transposeBlock(rows: readonly Float32Array[], start: number, wid
   }
 }
 
+/** Columns this short are sorted outright, in place in the block: cheaper than selection. */
+const SMALL_COLUMN = 16;
+
 /** Median of every coordinate (mean of the two middle values when n is even), rounded to float32. */
 export function coordinateMedian(rows: readonly Float32Array[], d: number): Float32Array {
   const n = rows.length;
   const block = new Float64Array(BLOCK * n);
   const a = new Float64Array(n);
   const b = new Float64Array(n);
+  const below = new Float64Array(1);
   const out = new Float32Array(d);
   const mid = n >> 1;
+  const odd = n % 2 === 1;
   for (let start = 0; start < d; start += BLOCK) {
     const width = Math.min(BLOCK, d - start);
     transposeBlock(rows, start, width, block);
     for (let k = 0; k < width; k++) {
       const base = k * n;
-      for (let i = 0; i < n; i++) a[i] = block[base + i];
-      const upper = selectValue(a, b, n, mid);
-      out[start + k] = n % 2 === 1 ? upper : (lowerNeighbour(block, base, n, upper, mid) + upper) / 2;
+      if (n <= SMALL_COLUMN) {
+        insertionSort(block, base, base + n);
+        out[start + k] = odd ? block[base + mid] : (block[base + mid - 1] + block[base + mid]) / 2;
+      } else {
+        for (let i = 0; i < n; i++) a[i] = block[base + i];
+        const upper = selectInRange(a, b, 0, n, mid, below);
+        out[start + k] = odd ? upper : (below[0] + upper) / 2;
+      }
     }
   }
   return out;
-}
-
-/**
- * The order statistic just below `value` (the (rank - 1)-th smallest, `value` being the rank-th),
- * from one branch-free pass: the largest value below it if exactly `rank` values are below, else
- * `value` itself (a tie). Values not below are pushed to -1e300 (beyond any float32) before the max.
- */
-function lowerNeighbour(block: Float64Array, base: number, n: number, value: number, rank: number): number {
-  let below = 0;
-  let largest = -Infinity;
-  for (let i = base; i < base + n; i++) {
-    const x = block[i];
-    const isBelow = +(x < value);
-    below += isBelow;
-    largest = Math.max(largest, x - (1 - isBelow) * 1e300);
-  }
-  return below === rank ? largest : value;
 }
 
 /**
@@ -89,7 +83,7 @@ export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, 
     for (let k = 0; k < width; k++) {
       const base = k * n;
       if (n <= SMALL_COLUMN) {
-        out[start + k] = sortedMiddleSum(block, base, a, n, trim) / keep;
+        out[start + k] = sortedMiddleSum(block, base, n, trim) / keep;
       } else {
         trimCuts(block, base, a, b, n, trim, cuts);
         out[start + k] = keptSum(block, base, n, trim, cuts[0], cuts[1]) / keep;
@@ -99,15 +93,11 @@ export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, 
   return out;
 }
 
-/** Columns this short are sorted outright: cheaper than selecting the two cuts and summing in a second pass. */
-const SMALL_COLUMN = 16;
-
-/** Sum of the kept values of a short column, added in sorted order (which depends only on the values). */
-function sortedMiddleSum(block: Float64Array, base: number, a: Float64Array, n: number, trim: number): number {
-  for (let i = 0; i < n; i++) a[i] = block[base + i];
-  insertionSort(a, 0, n);
+/** Sum of the kept values of a short column, sorted in place and added in sorted order (which depends only on the values). */
+function sortedMiddleSum(block: Float64Array, base: number, n: number, trim: number): number {
+  insertionSort(block, base, base + n);
   let sum = 0;
-  for (let i = trim; i < n - trim; i++) sum += a[i];
+  for (let i = base + trim; i < base + n - trim; i++) sum += block[i];
   return sum;
 }
 
@@ -136,16 +126,18 @@ function trimCuts(block: Float64Array, base: number, a: Float64Array, b: Float64
 function keptSum(block: Float64Array, base: number, n: number, trim: number, low: number, high: number): number {
   if (low === high) return (n - 2 * trim) * low;
   let inside = 0;
-  let belowOrAtLow = 0;
-  let aboveOrAtHigh = 0;
+  let strictlyInside = 0;
+  let atOrBelowLow = 0;
   for (let i = base; i < base + n; i++) {
     const x = block[i];
-    inside += +(x > low) * +(x < high) * x;
-    belowOrAtLow += +(x <= low);
-    aboveOrAtHigh += +(x >= high);
+    const isInside = +(x > low) * +(x < high);
+    inside += isInside * x;
+    strictlyInside += isInside;
+    atOrBelowLow += +(x <= low);
   }
-  // Copies of `low` occupy ranks up to belowOrAtLow - 1, of `high` from n - aboveOrAtHigh; the kept ranks are [trim, n - trim).
-  return inside + (belowOrAtLow - trim) * low + (aboveOrAtHigh - trim) * high;
+  // Copies of `low` fill the kept ranks from `trim` up to atOrBelowLow - 1; copies of `high` fill what is left.
+  const lowCopies = atOrBelowLow - trim;
+  return inside + lowCopies * low + (n - 2 * trim - strictlyInside - lowCopies) * high;
 }
 
 export interface MedianOptions {

@@ -37,21 +37,28 @@ export function pairwiseBlock(n: number): number {
 /**
  * Squared L2 distances between every pair of rows, as a symmetric n x n matrix (row-major,
  * zero diagonal). Each unordered pair is computed once. Coordinates go in blocks so a block
- * of every row stays in cache while all pairs use it, and four accumulators break the
- * dependency chain of the additions; both the block size and the accumulator order are
- * fixed, so the sums are reproducible.
+ * of every row stays in cache while all pairs use it, and each row is compared with four
+ * others at a time, so every value loaded from it serves four pairs. Block size, grouping
+ * and accumulator order depend only on n and d, so the sums are reproducible.
  */
 export function pairwiseSquaredDistances(rows: readonly Float32Array[], d: number): Float64Array {
   const n = rows.length;
   const dist = new Float64Array(n * n);
+  const quad = new Float64Array(4);
   const block = pairwiseBlock(n);
   for (let start = 0; start < d; start += block) {
     const end = Math.min(d, start + block);
     for (let i = 0; i < n; i++) {
       const a = rows[i];
-      for (let j = i + 1; j < n; j++) {
-        dist[i * n + j] += blockSquaredDistance(a, rows[j], start, end);
+      let j = i + 1;
+      for (; j + 3 < n; j += 4) {
+        blockSquaredDistances4(a, rows[j], rows[j + 1], rows[j + 2], rows[j + 3], start, end, quad);
+        dist[i * n + j] += quad[0];
+        dist[i * n + j + 1] += quad[1];
+        dist[i * n + j + 2] += quad[2];
+        dist[i * n + j + 3] += quad[3];
       }
+      for (; j < n; j++) dist[i * n + j] += blockSquaredDistance(a, rows[j], start, end);
     }
   }
   for (let i = 0; i < n; i++) {
@@ -60,27 +67,79 @@ export function pairwiseSquaredDistances(rows: readonly Float32Array[], d: numbe
   return dist;
 }
 
-function blockSquaredDistance(a: Float32Array, b: Float32Array, start: number, end: number): number {
+/** Squared distances from `a` to b0..b3 over [start, end), two accumulators per pair (even and odd coordinates). */
+function blockSquaredDistances4(
+  a: Float32Array,
+  b0: Float32Array,
+  b1: Float32Array,
+  b2: Float32Array,
+  b3: Float32Array,
+  start: number,
+  end: number,
+  out: Float64Array,
+): void {
   let s0 = 0;
   let s1 = 0;
   let s2 = 0;
   let s3 = 0;
+  let t0 = 0;
+  let t1 = 0;
+  let t2 = 0;
+  let t3 = 0;
   let k = start;
-  for (; k + 3 < end; k += 4) {
-    const d0 = a[k] - b[k];
-    const d1 = a[k + 1] - b[k + 1];
-    const d2 = a[k + 2] - b[k + 2];
-    const d3 = a[k + 3] - b[k + 3];
+  for (; k + 1 < end; k += 2) {
+    const x = a[k];
+    const y = a[k + 1];
+    const d0 = x - b0[k];
+    const d1 = x - b1[k];
+    const d2 = x - b2[k];
+    const d3 = x - b3[k];
+    const e0 = y - b0[k + 1];
+    const e1 = y - b1[k + 1];
+    const e2 = y - b2[k + 1];
+    const e3 = y - b3[k + 1];
+    s0 += d0 * d0;
+    s1 += d1 * d1;
+    s2 += d2 * d2;
+    s3 += d3 * d3;
+    t0 += e0 * e0;
+    t1 += e1 * e1;
+    t2 += e2 * e2;
+    t3 += e3 * e3;
+  }
+  if (k < end) {
+    const x = a[k];
+    const d0 = x - b0[k];
+    const d1 = x - b1[k];
+    const d2 = x - b2[k];
+    const d3 = x - b3[k];
     s0 += d0 * d0;
     s1 += d1 * d1;
     s2 += d2 * d2;
     s3 += d3 * d3;
   }
-  for (; k < end; k++) {
+  out[0] = s0 + t0;
+  out[1] = s1 + t1;
+  out[2] = s2 + t2;
+  out[3] = s3 + t3;
+}
+
+/** Squared distance between two rows over [start, end), with the same accumulator order as blockSquaredDistances4. */
+function blockSquaredDistance(a: Float32Array, b: Float32Array, start: number, end: number): number {
+  let s0 = 0;
+  let t0 = 0;
+  let k = start;
+  for (; k + 1 < end; k += 2) {
+    const d0 = a[k] - b[k];
+    const e0 = a[k + 1] - b[k + 1];
+    s0 += d0 * d0;
+    t0 += e0 * e0;
+  }
+  if (k < end) {
     const d0 = a[k] - b[k];
     s0 += d0 * d0;
   }
-  return s0 + s1 + (s2 + s3);
+  return s0 + t0;
 }
 
 /** Squared L2 distance between a float64 point and a row (float64 accumulation). */

@@ -29,33 +29,56 @@ export function selectValue(a: Float64Array, b: Float64Array, len: number, k: nu
 
 /**
  * The value that belongs at index k (off <= k < off + len) if src[off, off + len) were
- * sorted. Reads and writes only indices in [off, off + len) of `src` and `dst`, so disjoint
- * ranges of the same two buffers can be searched one after the other.
+ * sorted. With `below`, also puts the value that belongs at k - 1 in below[0] (-Infinity when
+ * k = off): it is either in the last, sorted range or the largest of the part most recently
+ * split off below the range, so it costs no extra pass. Reads and writes only indices in
+ * [off, off + len) of `src` and `dst`, so disjoint ranges of the same two buffers can be
+ * searched one after the other.
  */
-export function selectInRange(src: Float64Array, dst: Float64Array, off: number, len: number, k: number): number {
+export function selectInRange(src: Float64Array, dst: Float64Array, off: number, len: number, k: number, below?: Float64Array): number {
+  // The part most recently split off just below the range (its values are all below the range's).
+  let lowBuf: Float64Array | undefined;
+  let lowStart = 0;
+  let lowEnd = 0;
   while (len > SHORT) {
     const pivot = medianOfThree(src[off], src[off + (len >> 1)], src[off + len - 1]);
-    const less = partitionInto(src, dst, off, len, pivot) - off;
-    if (less === 0) {
+    const split = partitionInto(src, dst, off, len, pivot);
+    if (split === off) {
       // The pivot is the minimum of the range: peel off the values equal to it, back into src.
-      const equal = peelEqual(dst, src, off, len, pivot) - off;
-      if (k < off + equal) return pivot;
-      off += equal;
-      len -= equal;
+      const equalEnd = peelEqual(dst, src, off, len, pivot);
+      if (k < equalEnd) {
+        if (below) below[0] = k > off ? pivot : maxOf(lowBuf, lowStart, lowEnd);
+        return pivot;
+      }
+      lowBuf = src;
+      lowStart = off;
+      lowEnd = equalEnd;
+      len -= equalEnd - off;
+      off = equalEnd;
       continue;
     }
-    if (k < off + less) {
-      len = less;
+    if (k < split) {
+      len = split - off;
     } else {
-      off += less;
-      len -= less;
+      lowBuf = dst;
+      lowStart = off;
+      lowEnd = split;
+      len -= split - off;
+      off = split;
     }
     const t = src;
     src = dst;
     dst = t;
   }
   insertionSort(src, off, off + len);
+  if (below) below[0] = k > off ? src[k - 1] : maxOf(lowBuf, lowStart, lowEnd);
   return src[k];
+}
+
+function maxOf(buf: Float64Array | undefined, start: number, end: number): number {
+  let m = -Infinity;
+  if (buf) for (let i = start; i < end; i++) m = Math.max(m, buf[i]);
+  return m;
 }
 
 /**
