@@ -375,8 +375,11 @@ export async function loadReport(store: ContentStore, finalized: EventOf<"RoundF
     if (error instanceof StoreError) return { status: "unavailable", cid, error: `${error.message.split("\n")[0]} (${store.description})` };
     throw error;
   }
-  const mismatches = [...reportShapeProblems(report), ...reportMismatches(report, { ...chain, finalized })];
-  return mismatches.length ? { status: "invalid", cid, error: `the report disagrees with the chain: ${mismatches.join("; ")}` } : { status: "ok", cid, report };
+  const shape = reportShapeProblems(report);
+  if (shape.length) return { status: "invalid", cid, error: `report fields: ${shape.join("; ")}` };
+  const mismatches = reportMismatches(report, { ...chain, finalized });
+  if (mismatches.length) return { status: "invalid", cid, error: `the report disagrees with the chain: ${mismatches.join("; ")}` };
+  return { status: "ok", cid, report };
 }
 
 export interface ReaderOptions {
