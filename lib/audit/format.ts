@@ -37,11 +37,21 @@ export function formatBps(bps: bigint): string {
   return `${(Number(bps) / 100).toString()}%`;
 }
 
+/**
+ * Control characters shown as \u escapes: report texts are written by aggregators, and a newline or
+ * a terminal escape sequence in them must neither break the table nor repaint the auditor's screen.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 /** Rows as columns padded to their widest cell (the last column is not padded). */
 export function alignColumns(rows: readonly (readonly string[])[], indent = "  "): string[] {
+  const cells = rows.map((row) => row.map(printable));
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd());
+  for (const row of cells) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return cells.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd());
 }
 
 function block(title: string, header: readonly string[], rows: readonly (readonly string[])[]): string[] {

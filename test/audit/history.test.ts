@@ -9,7 +9,7 @@ import path from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 import { AuditError } from "../../lib/audit/events.js";
-import { formatHistory, formatRoundReport, historyJson } from "../../lib/audit/format.js";
+import { alignColumns, formatHistory, formatRoundReport, historyJson, printable } from "../../lib/audit/format.js";
 import { AuditReader, loadReport, timeline, type TaskHistory } from "../../lib/audit/history.js";
 import { connectCoordinator, CoordinatorError, phaseName } from "../../lib/chain/coordinator.js";
 import { resolveSettings } from "../../lib/config.js";
@@ -262,6 +262,14 @@ describe("audit: a task's history from on-chain events", function () {
     const round = JSON.parse(await audit(ctx, { round: "2", json: true }));
     expect(round.rounds.map((r: { round: string }) => r.round)).to.deep.equal(["2"]);
     expect(historyJson({ n: 2n ** 70n })).to.equal(`{\n  "n": "${2n ** 70n}"\n}`);
+  });
+
+  it("keeps control characters from report texts out of the terminal and the table layout", () => {
+    expect(printable("evil\u001b[2J\nnext\u0085")).to.equal("evil\\u001b[2J\\u000anext\\u0085");
+    const lines = alignColumns([["a", "reason\nwith\u001b[31m colour", "z"], ["bb", "x", "y"]]);
+    expect(lines).to.have.length(2);
+    expect(lines[0].indexOf("z")).to.equal(lines[1].indexOf("y"));
+    expect([...lines.join("")].filter((c) => c.charCodeAt(0) < 0x20)).to.deep.equal([]);
   });
 
   it("audits a task that has no round yet", async () => {
