@@ -2,6 +2,7 @@
 // salt exists nowhere else, so an entry is written (temp file, fsync, rename) BEFORE the commit
 // transaction is sent; a client that crashes after committing finds it on restart and reveals.
 // One file per signing address under <home>/journal/. Pure entry logic + a small file layer.
+import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { getAddress } from "ethers";
@@ -138,7 +139,7 @@ export async function readJournal(file: string, participant: string): Promise<Jo
 export async function writeJournal(file: string, journal: Journal): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
     const handle = await open(tmp, "w", 0o600);
     try {
@@ -160,6 +161,18 @@ export async function writeJournal(file: string, journal: Journal): Promise<void
   }
 }
 
+// Read-modify-write cycles on one file are queued, so two handles in one process (a restarted
+// participant object, a simulation) never interleave and lose an entry.
+const queues = new Map<string, Promise<unknown>>();
+
+function serialized<T>(file: string, fn: () => Promise<T>): Promise<T> {
+  const run = (queues.get(file) ?? Promise.resolve()).then(fn, fn);
+  const tail = run.catch(() => {});
+  queues.set(file, tail);
+  void tail.then(() => queues.get(file) === tail && queues.delete(file));
+  return run;
+}
+
 /** The journal of one participant: read-modify-write through the durable writer. */
 export class JournalFile {
   constructor(
@@ -171,13 +184,15 @@ export class JournalFile {
     return readJournal(this.file, this.participant);
   }
 
-  async put(entry: Omit<JournalEntry, "updatedAt">): Promise<JournalEntry> {
-    const full = { ...entry, updatedAt: new Date().toISOString() };
-    await writeJournal(this.file, upsertEntry(await this.read(), full));
-    return full;
+  put(entry: Omit<JournalEntry, "updatedAt">): Promise<JournalEntry> {
+    return serialized(this.file, async () => {
+      const full = { ...entry, updatedAt: new Date().toISOString() };
+      await writeJournal(this.file, upsertEntry(await this.read(), full));
+      return full;
+    });
   }
 
-  async remove(entry: JournalEntry): Promise<void> {
-    await writeJournal(this.file, removeEntry(await this.read(), entry));
+  remove(entry: JournalEntry): Promise<void> {
+    return serialized(this.file, async () => writeJournal(this.file, removeEntry(await this.read(), entry)));
   }
 }

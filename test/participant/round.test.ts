@@ -1,0 +1,321 @@
+// The participant against the in-process chain and a real embedded store in a temp folder:
+// three clients stake with a permit, train on 100 real digits each, pin, commit and reveal a
+// real round; a client crashing after its commit reveals from its journal on restart; a crash
+// before the commit loses nothing; a missed reveal is reported; too-late, stake and task errors
+// are typed; rewards are claimed with proofs rebuilt from the pinned report, and a report that
+// disagrees with the chain's root is refused.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { expect } from "chai";
+import { network } from "hardhat";
+import type { Signer } from "ethers";
+import { subset, type Dataset } from "../../client/data/dataset.js";
+import { loadMnist } from "../../client/data/mnist.js";
+import { initBackend } from "../../client/model/backend.js";
+import { modelSpecDigest, mlpSpec } from "../../client/model/spec.js";
+import { claimAll, join, participantStatus, requestWithdrawal, completeWithdrawal } from "../../client/participant/account.js";
+import { NotEnoughStakeError, RewardReportMismatchError, RoundNotOpenError, explainRevert } from "../../client/participant/errors.js";
+import { journalPath, readJournal } from "../../client/participant/journal.js";
+import { Participant, type ParticipantOptions, type Step } from "../../client/participant/round.js";
+import { ContractRevertError } from "../../lib/chain/revert.js";
+import { CoordinatorError, readReveals, send, slashReasonCode } from "../../lib/chain/coordinator.js";
+import { encodeUpdate, decodeUpdate } from "../../lib/codec/update-file.js";
+import { resolveSettings } from "../../lib/config.js";
+import { sha256Digest, type Hex32 } from "../../lib/digest.js";
+import { fetchModel } from "../../lib/protocol/models.js";
+import { REPORT_FORMAT, encodeReport, type AggregationReport } from "../../lib/protocol/report.js";
+import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
+import { allocateRewards, buildRewardsTree } from "../../lib/rewards.js";
+import { EmbeddedStore, ZERO_ROOT } from "../../lib/store/index.js";
+import { makeContext, type Context } from "../../scripts/commands/context.js";
+import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator, type DemoToken } from "../../types/ethers-contracts/index.js";
+
+const { ethers, networkHelpers } = await network.create();
+const { time } = networkHelpers;
+
+const TOKEN = 10n ** 18n;
+const WINDOW = 600;
+const BUDGET = 90n * TOKEN;
+const quiet = { log: () => {} };
+const spec = mlpSpec({ seed: 0 });
+
+class Crash extends Error {}
+
+/** Awaits `p`, which must reject with an error of `type` whose message matches `text`. */
+async function expectRejection(p: Promise<unknown>, type: new (...args: never[]) => Error, text?: RegExp): Promise<Error> {
+  const error = await p.then(
+    () => expect.fail(`expected a ${type.name}, the call succeeded`),
+    (e: unknown) => e as Error,
+  );
+  expect(error).to.be.instanceOf(type, (error as Error).message);
+  if (text) expect(error.message).to.match(text);
+  return error;
+}
+
+describe("participant: rounds on the in-process chain with an embedded store", function () {
+  this.timeout(120_000);
+  let dir: string;
+  let store: EmbeddedStore;
+  let owner: Signer & { address: string };
+  let clients: (Signer & { address: string })[];
+  let outsider: Signer & { address: string };
+  let coordinatorAddress: string;
+  let token: DemoToken;
+  let taskId: bigint;
+  let chainId: bigint;
+  let fromBlock: number;
+  let genesisDigest: Hex32;
+  let shards: Dataset[];
+  const lines: string[] = [];
+
+  function contextFor(signer: Signer): Context {
+    return makeContext({
+      settings: resolveSettings({}, { home: dir }),
+      provider: ethers.provider,
+      chainId,
+      signer,
+      coordinator: AnchorCoordinator__factory.connect(coordinatorAddress, signer),
+      fromBlock,
+      storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") },
+      sharedStore: store,
+    });
+  }
+
+  function participant(i: number, extra: Partial<ParticipantOptions> = {}): Participant {
+    return new Participant({
+      ctx: contextFor(clients[i]),
+      taskId,
+      data: shards[i],
+      training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: i },
+      pollMs: 50,
+      log: (l) => lines.push(`p${i + 1} ${l}`),
+      ...extra,
+    });
+  }
+
+  const crashAt = (at: Step) => (step: Step) => {
+    if (step === at) throw new Crash(`simulated crash after ${step}`);
+  };
+
+  const coordinator = (): AnchorCoordinator => AnchorCoordinator__factory.connect(coordinatorAddress, owner);
+
+  /** Finalizes the current round as the (only) aggregator would, with a real model file and report. */
+  async function finalize(rewarded: string[], slashedNoReveal: string[], tamper = false): Promise<void> {
+    const c = coordinator();
+    const round = await c.currentRound(taskId);
+    // Any well-formed model will do here: carry the current one forward under the new round's metadata.
+    const weights = (await fetchModel(store, { digest: (await c.globalModel(taskId)) as Hex32, contentRoot: ZERO_ROOT }, spec)).tensors;
+    const model = await store.put(
+      encodeUpdate(weights, {
+        taskId,
+        round,
+        participant: owner.address,
+        baseModelDigest: (await c.globalModel(taskId)) as Hex32,
+        numSamples: 100 * rewarded.length,
+        kind: "model",
+        modelSpecDigest: modelSpecDigest(spec),
+        extra: {},
+      }),
+    );
+    await store.pin(model.cid);
+    const allocations = allocateRewards(BUDGET, rewarded.map((account) => ({ account, weight: 100n })));
+    const tree = buildRewardsTree(allocations);
+    // A tampered report promises more than the tree the aggregator put on chain.
+    const published = tamper ? allocations.map((a) => ({ ...a, amount: a.amount * 2n })) : allocations;
+    const report: AggregationReport = {
+      format: REPORT_FORMAT,
+      chainId: chainId.toString(),
+      coordinator: coordinatorAddress,
+      taskId: taskId.toString(),
+      round: round.toString(),
+      baseModelDigest: (await c.globalModel(taskId)) as Hex32,
+      modelSpecDigest: modelSpecDigest(spec),
+      rule: { name: "fedavg", params: {} },
+      policy: { name: "none", params: {} },
+      participants: [],
+      model: { digest: model.digest, contentRoot: model.contentRoot, numSamples: String(100 * rewarded.length) },
+      rewards: { budget: BUDGET.toString(), total: tree.total.toString(), root: tree.root, allocations: published.map((a) => ({ account: a.account, amount: a.amount.toString() })) },
+      slashes: slashedNoReveal.map((participant) => ({ participant, reason: "NoReveal" as const })),
+      software: { name: "anchorfl", version: "test" },
+    };
+    const reportFile = await store.put(encodeReport(report));
+    await store.pin(reportFile.cid);
+    const phase = await c.roundPhase(taskId, round);
+    if (phase !== 3n) await time.increaseTo((await c.roundInfo(taskId, round)).revealEnd);
+    await send("submit", () =>
+      c.submitResult(taskId, round, {
+        newModelDigest: model.digest,
+        reportDigest: reportFile.digest,
+        rewardsRoot: tree.root,
+        rewardsTotal: tree.total,
+        slashes: slashedNoReveal.map((participant) => ({ participant, reason: slashReasonCode("NoReveal") })),
+      }),
+    );
+  }
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "anchorfl-participant-"));
+    store = await EmbeddedStore.open({ dataDir: path.join(dir, "ipfs") });
+    await initBackend("wasm", quiet);
+    const signers = await ethers.getSigners();
+    [owner, ...clients] = signers.slice(0, 4);
+    outsider = signers[4];
+    chainId = (await ethers.provider.getNetwork()).chainId;
+    token = await new DemoToken__factory(owner).deploy(owner.address);
+    await token.waitForDeployment();
+    const deployed = await new AnchorCoordinator__factory(owner).deploy();
+    fromBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
+    coordinatorAddress = await deployed.getAddress();
+    for (const s of [owner, ...clients]) await (await token.mint(s.address, 1_000n * TOKEN)).wait();
+
+    const genesis = await publishGenesis(store, spec, owner.address);
+    genesisDigest = genesis.model.digest;
+    const c = coordinator();
+    taskId = await createTask(c, {
+      stakeToken: await token.getAddress(),
+      minStake: 100n * TOKEN,
+      rewardPerRound: BUDGET,
+      aggregatorBond: 10n * TOKEN,
+      commitWindow: WINDOW,
+      revealWindow: WINDOW,
+      aggregationWindow: WINDOW,
+      unbondingDelay: 60,
+      maxParticipants: 3,
+      outlierSlashBps: 1000,
+      noRevealSlashBps: 2000,
+      invalidSlashBps: 5000,
+      duplicateSlashBps: 3000,
+      dissentPenaltyBps: 1000,
+      quorum: 1,
+      genesisModelDigest: genesis.model.digest,
+      modelSpecDigest: genesis.spec.digest,
+      aggregators: [owner.address],
+    });
+    await fundTask(c, owner, taskId, 500n * TOKEN);
+    await (await token.approve(coordinatorAddress, 10n * TOKEN)).wait();
+    await send("bond", () => c.bondAggregator(taskId));
+
+    const { train } = await loadMnist();
+    shards = [0, 1, 2].map((i) => subset(train, Array.from({ length: 100 }, (_, k) => i * 100 + k)));
+  });
+
+  after(async () => {
+    await store?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("three clients join with a permit, then commit and reveal a real round whose pinned files match the reveals", async () => {
+    for (const s of clients) {
+      const stake = await join(contextFor(s), taskId, 150n * TOKEN);
+      expect(stake).to.equal(150n * TOKEN);
+    }
+    expect(await token.allowance(clients[0].address, coordinatorAddress)).to.equal(0n, "the permit allowed exactly the deposit");
+    await openRound(coordinator(), taskId);
+
+    const outcomes = await Promise.all([0, 1, 2].map((i) => participant(i).participate()));
+    expect(outcomes.map((o) => o.kind)).to.deep.equal(["revealed", "revealed", "revealed"]);
+
+    const reveals = await readReveals(coordinator(), taskId, 1n, { fromBlock });
+    expect(reveals.map((r) => r.participant).sort()).to.deep.equal(clients.map((s) => s.address).sort());
+    for (const r of reveals) {
+      const bytes = await store.get({ digest: r.updateDigest, contentRoot: r.contentRoot });
+      expect(sha256Digest(bytes)).to.equal(r.updateDigest);
+      expect(await store.isPinned({ digest: r.updateDigest, contentRoot: r.contentRoot })).to.equal(true);
+      const file = decodeUpdate(bytes);
+      expect(file.metadata.participant).to.equal(r.participant);
+      expect(file.metadata.baseModelDigest).to.equal(genesisDigest);
+      expect(file.metadata).to.include({ kind: "delta", taskId, round: 1n, numSamples: 100 });
+      expect(r.numSamples).to.equal(100n);
+      expect(Number(file.metadata.extra.loss_after)).to.be.lessThan(Number(file.metadata.extra.loss_before));
+      expect(file.metadata.extra.backend).to.equal("wasm");
+      const journal = await readJournal(journalPath(dir, r.participant), r.participant);
+      expect(journal.entries.map((e) => [e.round, e.state, e.updateDigest])).to.deep.equal([["1", "revealed", r.updateDigest]]);
+    }
+    const order = lines.filter((l) => l.startsWith("p1 ")).map((l) => l.replace(/^p1 task \d+ round \d+: (\w+).*/, "$1"));
+    expect(order).to.deep.equal(["trained", "update", "salt", "committed", "revealed"]);
+  });
+
+  it("a client that crashes after committing reveals from its journal on restart; a crash before the commit costs nothing; a missed reveal is reported", async () => {
+    await finalize(clients.map((s) => s.address), []);
+    const round = await openRound(coordinator(), taskId);
+
+    // p1 crashes right after its commit landed; p2 after journaling but before sending the commit;
+    // p3 after committing too, but comes back only once the reveal window has passed.
+    await expectRejection(participant(0, { onStep: crashAt("committed") }).participate(), Crash);
+    await expectRejection(participant(1, { onStep: crashAt("journaled") }).participate(), Crash);
+    await expectRejection(participant(2, { onStep: crashAt("committed") }).participate(), Crash);
+    const before = await readJournal(journalPath(dir, clients[0].address), clients[0].address);
+    const pending = before.entries.find((e) => e.round === String(round))!;
+    expect(pending.state).to.equal("committed");
+
+    // Fresh instances: nothing survives but the journal files and the store.
+    const p2Entries = await participant(1).entries();
+    expect(p2Entries.at(-1)!.state).to.equal("committing");
+    await time.increaseTo((await coordinator().roundInfo(taskId, round)).commitEnd);
+    const recovered = await participant(0).recover();
+    expect(recovered.map((o) => [o.kind, o.round])).to.deep.equal([["revealed", round]]);
+    const reveals = await readReveals(coordinator(), taskId, round, { fromBlock });
+    expect(reveals.map((r) => [r.participant, r.updateDigest])).to.deep.equal([[clients[0].address, pending.updateDigest]]);
+    expect(await participant(1).recover()).to.deep.equal([]);
+    expect((await participant(1).entries()).map((e) => e.round)).to.deep.equal(["1"], "the commit that never landed is dropped");
+
+    await time.increaseTo((await coordinator().roundInfo(taskId, round)).revealEnd);
+    const missed = await participant(2).recover();
+    expect(missed.map((o) => o.kind)).to.deep.equal(["missed"]);
+    expect(lines.some((l) => l.startsWith("p3 ") && l.includes("slashed for no reveal"))).to.equal(true);
+    expect((await participant(2).entries()).filter((e) => e.round === String(round))).to.deep.equal([]);
+  });
+
+  it("claims rewards with proofs rebuilt from the pinned report, and refuses a report that disagrees with the on-chain root", async () => {
+    await finalize([clients[0].address], [clients[2].address], true);
+    const ctx = contextFor(clients[0]);
+    const status = await participantStatus(ctx, taskId);
+    expect(status.claimable).to.equal(BUDGET / 3n);
+    expect(status.problems.map((p) => [p.round, p.error.constructor])).to.deep.equal([[2n, RewardReportMismatchError]]);
+    const balance = await token.balanceOf(clients[0].address);
+    const out: string[] = [];
+    const scan = await claimAll(ctx, taskId, (l) => out.push(l));
+    expect(scan.claimable.map((c) => [c.round, c.amount])).to.deep.equal([[1n, BUDGET / 3n]]);
+    expect(await token.balanceOf(clients[0].address)).to.equal(balance + BUDGET / 3n);
+    expect(await coordinator().hasClaimed(taskId, 2n, clients[0].address)).to.equal(false);
+    expect(out.some((l) => l.startsWith("round 2: not claimed"))).to.equal(true);
+    expect((await claimAll(ctx, taskId)).claimable).to.deep.equal([], "nothing left to claim twice");
+  });
+
+  it("sits out a round whose commit deadline is too close, and --once says why", async () => {
+    const round = await openRound(coordinator(), taskId);
+    await time.increaseTo((await coordinator().roundInfo(taskId, round)).commitEnd - 5n);
+    const outcome = await participant(0).participate();
+    expect(outcome).to.deep.include({ kind: "skipped", round });
+    expect(outcome.kind === "skipped" && outcome.decision.action).to.equal("too-late");
+    await expectRejection(participant(0).run({ once: true }), RoundNotOpenError, /safety margin/);
+    expect((await participant(0).entries()).filter((e) => e.round === String(round))).to.deep.equal([], "no commit, no journal entry");
+  });
+
+  it("fails clearly on too little stake, an unknown task, and a withdrawal request", async () => {
+    await time.increase(3 * WINDOW);
+    await openRound(coordinator(), taskId);
+    const poor = new Participant({ ctx: contextFor(outsider), taskId, data: shards[0], training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 0 }, log: () => {} });
+    await expectRejection(poor.participate(), NotEnoughStakeError, /needs 100000000000000000000 units of free stake/);
+    // The contract's own refusal is translated the same way.
+    const c = AnchorCoordinator__factory.connect(coordinatorAddress, outsider);
+    const round = await c.currentRound(taskId);
+    const error = await send("commit", () => c.commit(taskId, round, `0x${"ab".repeat(32)}`)).catch((e) => explainRevert(e, taskId));
+    expect(error).to.be.instanceOf(NotEnoughStakeError);
+
+    const stranger = new Participant({ ctx: contextFor(clients[0]), taskId: 99n, data: shards[0], training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 0 }, log: () => {} });
+    await expectRejection(stranger.participate(), CoordinatorError, /task 99 does not exist/);
+    await expectRejection(join(contextFor(clients[0]), 99n, TOKEN), CoordinatorError, /task 99 does not exist/);
+
+    const ctx = contextFor(clients[1]);
+    const unlockAt = await requestWithdrawal(ctx, taskId, 100n * TOKEN);
+    await expectRejection(completeWithdrawal(ctx, taskId), ContractRevertError, /WithdrawalNotUnlocked/);
+    await time.increaseTo(unlockAt);
+    expect(await completeWithdrawal(ctx, taskId)).to.deep.equal({ withdrawn: 100n * TOKEN, stakeAfter: 50n * TOKEN });
+    // 50 tokens left, below the 100-token minimum: refused before any training.
+    await expectRejection(participant(1).participate(), NotEnoughStakeError);
+    const text = await readFile(journalPath(dir, clients[1].address), "utf8");
+    expect(JSON.parse(text).entries.every((e: { state: string }) => e.state === "revealed")).to.equal(true);
+  });
+});
