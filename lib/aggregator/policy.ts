@@ -1,0 +1,262 @@
+// The verdict policy: turns what is known about each committer of a round (did it reveal, could
+// its file be fetched and decoded, what does its update look like next to the others) into a
+// verdict with evidence and a one-sentence reason. Pure: no I/O, no randomness, canonical order.
+//
+// Slashing an honest participant is the worst failure this system can have, so every numeric
+// test is conservative and measured against a robust reference that attackers cannot drag:
+// the coordinate-wise median of the round's valid updates (whatever rule then aggregates), and
+// the median of their norms. Subtle attacks are left to the robust rule; the policy slashes
+// only what no honest client produces.
+import { coordinateMedian } from "../aggregation/index.js";
+import { dot, sumOfSquares } from "../aggregation/kernels.js";
+import { compareAddresses } from "../chain/coordinator.js";
+import type { UpdateMetadata } from "../codec/update-metadata.js";
+import { AnchorFLError } from "../errors.js";
+import type { EvidenceValue, Verdict } from "../protocol/report.js";
+
+export class PolicyParameterError extends AnchorFLError {}
+
+export interface PolicyParams {
+  /** Outlier when the update's norm exceeds normFactor x the median norm (default 4: honest norms in our IID and Dirichlet(0.5) runs stay within 2.5x). */
+  readonly normFactor: number;
+  /** Outlier when the cosine to the robust reference is below this (default -0.2: a sign flip points away from every honest update; honest non-IID updates stay above 0). */
+  readonly minCosine: number;
+  /** Free riding when the norm is below zeroFactor x the median norm (default 1e-3: one local step of the smallest shard is far above it). */
+  readonly zeroFactor: number;
+  /** Near-copy when the cosine exceeds this ... (default 0.9999) */
+  readonly copyCosine: number;
+  /** ... and the distance is below copyDistance x the larger norm (default 1e-4). Two independently trained updates are nowhere near. */
+  readonly copyDistance: number;
+  /** Fewer valid updates than this: no outlier verdicts at all (a median of one or two judges nothing). Default 3. */
+  readonly minReference: number;
+  /** Earlier rounds whose reveals are compared for copies (default 1: the previous round). */
+  readonly lookback: number;
+}
+
+export const DEFAULT_POLICY: PolicyParams = {
+  normFactor: 4,
+  minCosine: -0.2,
+  zeroFactor: 1e-3,
+  copyCosine: 0.9999,
+  copyDistance: 1e-4,
+  minReference: 3,
+  lookback: 1,
+};
+
+export const POLICY_NAME = "conservative-v1";
+
+const POLICY_RANGES: Readonly<Record<keyof PolicyParams, readonly [number, number]>> = {
+  normFactor: [1, 1e6],
+  minCosine: [-1, 1],
+  zeroFactor: [0, 1],
+  copyCosine: [0, 1],
+  copyDistance: [0, 1],
+  minReference: [1, 1e6],
+  lookback: [0, 64],
+};
+
+/** Fills defaults and refuses unknown or out-of-range parameters by name. */
+export function policyParams(raw: Readonly<Record<string, number | string | undefined>> = {}): PolicyParams {
+  const out: Record<string, number> = { ...DEFAULT_POLICY };
+  for (const [key, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    if (!Object.hasOwn(POLICY_RANGES, key)) {
+      throw new PolicyParameterError(`unknown policy parameter ${key} (known: ${Object.keys(POLICY_RANGES).join(", ")})`);
+    }
+    const [min, max] = POLICY_RANGES[key as keyof PolicyParams];
+    const n = typeof value === "number" ? value : Number(value);
+    const integer = key === "minReference" || key === "lookback";
+    if (typeof value === "string" && value.trim() === "") throw new PolicyParameterError(`policy parameter ${key} is empty`);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      throw new PolicyParameterError(`policy parameter ${key} must be ${integer ? "an integer" : "a number"} in [${min}, ${max}], found ${JSON.stringify(value)}`);
+    }
+    out[key] = n;
+  }
+  return out as unknown as PolicyParams;
+}
+
+/** What the policy knows about the file a participant's reveal points at. */
+export type Submission =
+  | { readonly status: "no-reveal" }
+  | { readonly status: "unavailable"; readonly problem: string }
+  | { readonly status: "invalid"; readonly problem: string }
+  | {
+      readonly status: "valid";
+      /** The flat delta, canonical tensor order. */
+      readonly vector: Float32Array;
+      /** Block of the reveal: among same-round near-copies the earliest reveal is the original. */
+      readonly revealBlock: number;
+    };
+
+export interface Candidate {
+  /** Checksummed address. */
+  readonly address: string;
+  readonly submission: Submission;
+}
+
+/** An update revealed in an earlier round, compared for copies. */
+export interface EarlierUpdate {
+  readonly round: bigint;
+  readonly participant: string;
+  readonly digest: string;
+  readonly vector: Float32Array;
+}
+
+export interface Judgement {
+  readonly address: string;
+  readonly verdict: Verdict;
+  readonly reason: string;
+  readonly evidence: Readonly<Record<string, EvidenceValue>>;
+}
+
+/** What a valid update's metadata must say; the first mismatch makes it invalid. */
+export interface ExpectedMetadata {
+  readonly taskId: bigint;
+  readonly round: bigint;
+  readonly participant: string;
+  readonly baseModelDigest: string;
+  readonly modelSpecDigest: string;
+  readonly numSamples: bigint;
+}
+
+/** Returns why the metadata is wrong for this reveal, or undefined when it matches. */
+export function metadataProblem(meta: UpdateMetadata, expected: ExpectedMetadata): string | undefined {
+  const checks: [string, unknown, unknown][] = [
+    ["kind", meta.kind, "delta"],
+    ["task", meta.taskId, expected.taskId],
+    ["round", meta.round, expected.round],
+    ["participant", meta.participant.toLowerCase(), expected.participant.toLowerCase()],
+    ["base model", meta.baseModelDigest.toLowerCase(), expected.baseModelDigest.toLowerCase()],
+    ["model spec", meta.modelSpecDigest.toLowerCase(), expected.modelSpecDigest.toLowerCase()],
+    ["sample count", BigInt(meta.numSamples), expected.numSamples],
+  ];
+  for (const [what, found, wanted] of checks) {
+    if (found !== wanted) return `the file's ${what} is ${String(found)}, expected ${String(wanted)}`;
+  }
+  return undefined;
+}
+
+/** Rounds a figure for the report: 6 significant digits, exactly specified by ECMAScript. */
+export function figure(x: number): number {
+  return Number.isFinite(x) ? Number(x.toPrecision(6)) : 0;
+}
+
+const norm = (v: Float32Array) => Math.sqrt(sumOfSquares(v));
+
+function cosine(a: Float32Array, b: Float32Array, na: number, nb: number): number {
+  return na === 0 || nb === 0 ? 0 : dot(a, b) / (na * nb);
+}
+
+/** Cosine and relative distance (to the larger norm) of two updates, float64 throughout. */
+function similarity(a: Float32Array, b: Float32Array, na: number, nb: number): { cosine: number; relativeDistance: number } {
+  const d2 = Math.max(0, na * na + nb * nb - 2 * dot(a, b));
+  const scale = Math.max(na, nb);
+  return { cosine: cosine(a, b, na, nb), relativeDistance: scale === 0 ? 0 : Math.sqrt(d2) / scale };
+}
+
+function medianOf(values: readonly number[]): number {
+  const s = [...values].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+interface Valid {
+  readonly address: string;
+  readonly vector: Float32Array;
+  readonly revealBlock: number;
+  readonly norm: number;
+}
+
+/**
+ * Judges every committer. Order of tests: no reveal, unavailable, invalid, then for valid
+ * updates: copies (of an earlier round, then within the round), free riding, norm, direction.
+ * Returns judgements in canonical (address) order.
+ */
+export function judge(candidates: readonly Candidate[], earlier: readonly EarlierUpdate[], params: PolicyParams = DEFAULT_POLICY): Judgement[] {
+  const ordered = [...candidates].sort((a, b) => compareAddresses(a.address, b.address));
+  const out = new Map<string, Judgement>();
+  const valid: Valid[] = [];
+  for (const c of ordered) {
+    const s = c.submission;
+    if (s.status === "no-reveal") out.set(c.address, { address: c.address, verdict: "no-reveal", reason: "committed but never revealed its update", evidence: {} });
+    else if (s.status === "unavailable")
+      out.set(c.address, { address: c.address, verdict: "unavailable", reason: `the revealed update could not be retrieved: ${s.problem}`, evidence: {} });
+    else if (s.status === "invalid") out.set(c.address, { address: c.address, verdict: "invalid", reason: `the revealed update is invalid: ${s.problem}`, evidence: {} });
+    else valid.push({ address: c.address, vector: s.vector, revealBlock: s.revealBlock, norm: norm(s.vector) });
+  }
+
+  const originals = judgeCopies(valid, earlier, params, out);
+  judgeOutliers(originals, params, out);
+  return ordered.map((c) => out.get(c.address)!);
+}
+
+/** Marks copies of earlier reveals and same-round near-copies; returns the updates left. */
+function judgeCopies(valid: readonly Valid[], earlier: readonly EarlierUpdate[], p: PolicyParams, out: Map<string, Judgement>): Valid[] {
+  const isCopy = (s: { cosine: number; relativeDistance: number }) => s.cosine > p.copyCosine && s.relativeDistance < p.copyDistance;
+  const left: Valid[] = [];
+  for (const v of valid) {
+    if (v.norm === 0) {
+      left.push(v); // a zero update copies nothing: free riding is judged below
+      continue;
+    }
+    const source = earlier.find((e) => isCopy(similarity(v.vector, e.vector, v.norm, norm(e.vector))));
+    if (source) {
+      const s = similarity(v.vector, source.vector, v.norm, norm(source.vector));
+      const whose = source.participant.toLowerCase() === v.address.toLowerCase() ? "its own" : `${source.participant}'s`;
+      out.set(v.address, {
+        address: v.address,
+        verdict: "duplicate",
+        reason: `the update is a near-copy of ${whose} round ${source.round} update ${source.digest}`,
+        evidence: { copiedDigest: source.digest, copiedRound: source.round.toString(), cosine: figure(s.cosine), relativeDistance: figure(s.relativeDistance) },
+      });
+    } else left.push(v);
+  }
+  // Commitments hide updates until every commit is in, so at most one of a group of near-copies
+  // can be original work: the earliest reveal (ties: lowest address) keeps its place.
+  const byReveal = [...left].sort((a, b) => a.revealBlock - b.revealBlock || compareAddresses(a.address, b.address));
+  const kept: Valid[] = [];
+  for (const v of byReveal) {
+    const original = v.norm === 0 ? undefined : kept.find((k) => k.norm !== 0 && isCopy(similarity(v.vector, k.vector, v.norm, k.norm)));
+    if (original) {
+      const s = similarity(v.vector, original.vector, v.norm, original.norm);
+      out.set(v.address, {
+        address: v.address,
+        verdict: "duplicate",
+        reason: `the update is a near-copy of ${original.address}'s update in this round, revealed earlier`,
+        evidence: { copiedParticipant: original.address, cosine: figure(s.cosine), relativeDistance: figure(s.relativeDistance) },
+      });
+    } else kept.push(v);
+  }
+  return left.filter((v) => !out.has(v.address));
+}
+
+function judgeOutliers(valid: readonly Valid[], p: PolicyParams, out: Map<string, Judgement>): void {
+  if (valid.length === 0) return;
+  const enough = valid.length >= p.minReference;
+  const medianNorm = medianOf(valid.map((v) => v.norm));
+  const reference = coordinateMedian(
+    valid.map((v) => v.vector),
+    valid[0].vector.length,
+  );
+  const referenceNorm = norm(reference);
+  for (const v of valid) {
+    const cos = cosine(v.vector, reference, v.norm, referenceNorm);
+    const ratio = medianNorm === 0 ? (v.norm === 0 ? 1 : Infinity) : v.norm / medianNorm;
+    const evidence = { norm: figure(v.norm), medianNorm: figure(medianNorm), normRatio: figure(ratio), cosine: figure(cos) };
+    const judged = (verdict: Verdict, reason: string, extra: Record<string, EvidenceValue> = {}) =>
+      out.set(v.address, { address: v.address, verdict, reason, evidence: { ...evidence, ...extra } });
+    if (v.norm === 0 || (enough && ratio < p.zeroFactor)) {
+      judged("outlier", `the update is ${v.norm === 0 ? "exactly zero" : "near zero"} (norm ${figure(v.norm)}, ${figure(ratio)} x the median norm): free riding`, {
+        threshold: p.zeroFactor,
+      });
+    } else if (!enough) {
+      judged("accepted", `accepted without outlier tests: ${valid.length} valid update(s), fewer than the ${p.minReference} needed for a robust reference`);
+    } else if (ratio > p.normFactor) {
+      judged("outlier", `the update's norm ${figure(v.norm)} is ${figure(ratio)} x the median norm, above the limit of ${p.normFactor} x`, { threshold: p.normFactor });
+    } else if (cos < p.minCosine) {
+      judged("outlier", `the update points away from the round's coordinate-wise median (cosine ${figure(cos)}, below ${p.minCosine})`, { threshold: p.minCosine });
+    } else {
+      judged("accepted", `within bounds: norm ${figure(ratio)} x the median, cosine ${figure(cos)} to the coordinate-wise median`);
+    }
+  }
+}
