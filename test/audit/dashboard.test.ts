@@ -21,7 +21,8 @@ import { startDashboard, type RunningDashboard } from "../../web/server.js";
 import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 import { runScenario, type ScenarioWorld } from "./scenario.js";
 
-const CHROMIUM = "/usr/bin/chromium";
+// Debian's chromium by default; CHROMIUM_PATH points elsewhere (e.g. chromium-browser).
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SCREENSHOT = path.join(import.meta.dirname, "..", "..", "docs", "dashboard.png");
 const CHROMIUM_ARGS = [
   "--headless",
@@ -62,7 +63,7 @@ describe("dashboard in headless Chromium against a real hardhat node", function 
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
-      console.log(`    skipped: ${CHROMIUM} is missing (install Debian's chromium: apt-get install -y chromium)`);
+      console.log(`    skipped: no browser at ${CHROMIUM} (install Debian's chromium: apt-get install -y chromium, or set CHROMIUM_PATH)`);
       this.skip();
     }
     dir = await mkdtemp(path.join(tmpdir(), "anchorfl-dashboard-"));
