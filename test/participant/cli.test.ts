@@ -1,0 +1,119 @@
+// The participant's command line against a real `hardhat node` over JSON-RPC and the embedded
+// store in a temp home: the task owner creates a task, a client joins with a permit, takes part
+// in a round with `client run --once` (train, pin, commit, reveal), reads its status, and starts
+// a withdrawal; wrong input, an unknown task, a closed round and a dead RPC give typed errors.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { expect } from "chai";
+import { Command } from "commander";
+import { JsonRpcProvider } from "ethers";
+import { RoundNotOpenError, StakeTokenError } from "../../client/participant/errors.js";
+import { CoordinatorError, readReveals } from "../../lib/chain/coordinator.js";
+import { RpcUnavailableError } from "../../lib/chain/rpc.js";
+import { localAccount, writeDeployment } from "../../lib/config.js";
+import { AnchorFLError } from "../../lib/errors.js";
+import { register as registerClient, parseAttack } from "../../scripts/commands/client.js";
+import { addGlobalOptions } from "../../scripts/commands/context.js";
+import { register as registerTask, CommandOptionError } from "../../scripts/commands/task.js";
+import { AnchorCoordinator__factory, DemoToken__factory } from "../../types/ethers-contracts/index.js";
+import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
+
+describe("participant CLI against a hardhat node", function () {
+  this.timeout(180_000);
+  let node: RunningNode;
+  let home: string;
+  let coordinatorAddress: string;
+
+  /** Runs one `anchorfl …` command line in-process (a fresh program each time, as a new process would have). */
+  async function cli(...args: string[]): Promise<string> {
+    const program = addGlobalOptions(new Command("anchorfl")).exitOverride();
+    registerTask(program);
+    registerClient(program);
+    const out: string[] = [];
+    const original = console.log;
+    console.log = (...parts: unknown[]) => out.push(parts.join(" "));
+    try {
+      await program.parseAsync(["--rpc", node.url, "--home", home, ...args], { from: "user" });
+    } finally {
+      console.log = original;
+    }
+    return out.join("\n");
+  }
+
+  async function cliError(...args: string[]): Promise<Error> {
+    return cli(...args).then(
+      (out) => expect.fail(`expected ${args.join(" ")} to fail, it printed:\n${out}`),
+      (e: unknown) => e as Error,
+    );
+  }
+
+  before(async () => {
+    [node, home] = await Promise.all([startHardhatNode(), mkdtemp(path.join(tmpdir(), "anchorfl-client-cli-"))]);
+    const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true, cacheTimeout: -1 });
+    const deployer = localAccount(0, provider);
+    const token = await new DemoToken__factory(deployer).deploy(deployer.address);
+    await token.waitForDeployment();
+    const coordinator = await new AnchorCoordinator__factory(deployer).deploy();
+    const receipt = await coordinator.deploymentTransaction()!.wait();
+    coordinatorAddress = await coordinator.getAddress();
+    await writeDeployment(home, { chainId: "31337", coordinator: coordinatorAddress, token: await token.getAddress(), deployBlock: receipt!.blockNumber, deployedAt: new Date().toISOString() });
+    provider.destroy();
+  });
+
+  after(async () => {
+    await node?.stop();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it("creates a task, joins with a permit, takes part in a round with run --once, and shows the status", async () => {
+    const client = localAccount(1).address;
+    await cli("token", "mint", "--to", `${localAccount(0).address},${client}`, "--amount", "1000");
+    const created = await cli("task", "create", "--min-stake", "10", "--reward", "5", "--fund", "50", "--bond", "5", "--max-participants", "1", "--commit-window", "120", "--reveal-window", "120", "--unbonding", "30", "--open");
+    expect(created).to.match(/task 1 created/).and.match(/round 1 of task 1 is open for commits/);
+
+    expect(await cli("--account", "1", "client", "join", "--task", "1", "--stake", "25")).to.equal("staked 25 tokens in task 1; your stake is now 25 tokens");
+    const run = await cli("--account", "1", "client", "run", "--task", "1", "--once", "--shard", "3", "--of", "90", "--seed", "7", "--poll", "100");
+    expect(run).to.match(/shard 3 of 90 \(iid\): 100 examples/);
+    expect(run).to.match(/task 1 round 1: trained on 100 samples/).and.match(/committed 0x[0-9a-f]{64}/).and.match(/revealed update baf\w+ \(100 samples\)/);
+    expect(run).to.match(/done: round 1 revealed$/);
+
+    const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true });
+    const reveals = await readReveals(AnchorCoordinator__factory.connect(coordinatorAddress, provider), 1n, 1n);
+    provider.destroy();
+    expect(reveals.map((r) => [r.participant, r.numSamples])).to.deep.equal([[client, 100n]]);
+
+    const status = await cli("--account", "1", "client", "status", "--task", "1");
+    expect(status.split("\n")).to.deep.equal([
+      `account ${client} in task 1`,
+      "  stake 25 tokens (free 25, task minimum 10)",
+      "  no pending withdrawal",
+      "  last committed round 1: revealed",
+      "  claimable rewards 0 tokens",
+      "  current round 1: Aggregation",
+    ]);
+    expect(await cli("--account", "1", "client", "claim", "--task", "1")).to.equal("nothing to claim");
+    expect(await cli("--account", "1", "client", "withdraw", "--task", "1", "--amount", "5")).to.match(/^withdrawal of 5 tokens requested; complete it with --complete after \d{4}-/);
+  });
+
+  it("gives typed errors naming the cause: closed round, unknown task, no tokens, bad options, dead RPC", async () => {
+    expect(await cliError("--account", "1", "client", "run", "--task", "1", "--once", "--of", "90")).to.be.instanceOf(RoundNotOpenError).and.have.property("message").match(/commits are closed \(phase Aggregation\)/);
+    expect(await cliError("client", "status", "--task", "7")).to.be.instanceOf(CoordinatorError).and.have.property("message").match(/task 7 does not exist/);
+    expect(await cliError("--account", "2", "client", "join", "--task", "1", "--stake", "10")).to.be.instanceOf(StakeTokenError).and.have.property("message").match(/holds 0/);
+    expect(await cliError("client", "withdraw", "--task", "1")).to.be.instanceOf(CommandOptionError);
+    expect(await cliError("client", "run", "--task", "1", "--dp-noise", "1")).to.be.instanceOf(CommandOptionError).and.have.property("message").match(/--dp-noise needs --clip/);
+    expect(await cliError("client", "run", "--task", "1", "--attack", "scale:x")).to.be.instanceOf(AnchorFLError).and.have.property("message").match(/expected a number for lambda/);
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    expect(await cliError("--rpc", dead, "client", "status", "--task", "1")).to.be.instanceOf(RpcUnavailableError).and.have.property("message").match(/cannot reach the RPC endpoint/);
+  });
+
+  it("maps the --attack aliases onto behaviours", () => {
+    expect(parseAttack("none")).to.deep.equal({ kind: "honest" });
+    expect(parseAttack("noise:1.0")).to.deep.equal({ kind: "gaussian", sigma: 1, mode: "replace" });
+    expect(parseAttack("copy")).to.deep.equal({ kind: "free-ride", mode: "copy" });
+    expect(parseAttack("malformed")).to.deep.equal({ kind: "malformed", corruption: "nan" });
+    expect(parseAttack("ipm")).to.deep.equal({ kind: "ipm", epsilon: 0.5 });
+    expect(parseAttack("scale:10")).to.deep.equal({ kind: "scale", lambda: 10 });
+    expect(parseAttack("withhold")).to.deep.equal({ kind: "withhold" });
+  });
+});
