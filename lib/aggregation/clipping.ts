@@ -41,7 +41,7 @@ export function clipRows(input: Prepared, clip: ClipOption): Clipped {
 }
 
 /** Median of a few numbers (the mean of the two middle ones when there is an even count). */
-export function medianOf(values: ArrayLike<number>): number {
+function medianOf(values: ArrayLike<number>): number {
   const sorted = Float64Array.from(values);
   sortRange(sorted, 0, sorted.length);
   const mid = sorted.length >> 1;

@@ -13,7 +13,7 @@ import { RuleParameterError } from "./errors.js";
 import { buildResult } from "./evidence.js";
 import { prepare } from "./input.js";
 import { integerAtLeast, numberInRange, requireBreakdown } from "./params.js";
-import { insertionSort, medianOfThree, partitionInto, selectInRange, selectValue } from "./select.js";
+import { insertionSort, medianOfThree, partitionInto, selectInRange } from "./select.js";
 import type { AggregationResult, ClipOption, Update } from "./types.js";
 
 /** Coordinates per block: the block of every row is transposed into one small column-major buffer. */
@@ -38,8 +38,7 @@ const SMALL_COLUMN = 16;
 export function coordinateMedian(rows: readonly Float32Array[], d: number): Float32Array {
   const n = rows.length;
   const block = new Float64Array(BLOCK * n);
-  const a = new Float64Array(n);
-  const b = new Float64Array(n);
+  const scratch = new Float64Array(BLOCK * n);
   const below = new Float64Array(1);
   const out = new Float32Array(d);
   const mid = n >> 1;
@@ -53,8 +52,8 @@ export function coordinateMedian(rows: readonly Float32Array[], d: number): Floa
         insertionSort(block, base, base + n);
         out[start + k] = odd ? block[base + mid] : (block[base + mid - 1] + block[base + mid]) / 2;
       } else {
-        for (let i = 0; i < n; i++) a[i] = block[base + i];
-        const upper = selectInRange(a, b, 0, n, mid, below);
+        // Selection in place: the column's own slots in the block and in the scratch block are the two buffers.
+        const upper = selectInRange(block, scratch, base, n, base + mid, below);
         out[start + k] = odd ? upper : (below[0] + upper) / 2;
       }
     }
@@ -73,8 +72,8 @@ export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, 
   const n = rows.length;
   const keep = n - 2 * trim;
   const block = new Float64Array(BLOCK * n);
-  const a = new Float64Array(n);
-  const b = new Float64Array(n);
+  const scratch = new Float64Array(BLOCK * n);
+  const spare = new Float64Array(BLOCK * n);
   const cuts = new Float64Array(2);
   const out = new Float32Array(d);
   for (let start = 0; start < d; start += BLOCK) {
@@ -85,7 +84,7 @@ export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, 
       if (n <= SMALL_COLUMN) {
         out[start + k] = sortedMiddleSum(block, base, n, trim) / keep;
       } else {
-        trimCuts(block, base, a, b, n, trim, cuts);
+        trimCuts(block, scratch, spare, base, n, trim, cuts);
         out[start + k] = keptSum(block, base, n, trim, cuts[0], cuts[1]) / keep;
       }
     }
@@ -102,25 +101,26 @@ function sortedMiddleSum(block: Float64Array, base: number, n: number, trim: num
 }
 
 /**
- * Puts the trim-th and (n - trim - 1)-th smallest of column `base` of the block into cuts[0]
- * and cuts[1]. One partition usually splits the two ranks apart; each side is then searched on
- * its own (disjoint ranges of the same buffers), which visits far fewer values than two full
- * selections.
+ * Puts the trim-th and (n - trim - 1)-th smallest of the column at `base` into cuts[0] and
+ * cuts[1], leaving the column in `block` untouched (keptSum reads it next). The first partition
+ * goes from the block into `scratch` and usually splits the two ranks apart; each side is then
+ * searched on its own with `spare` as the second buffer (disjoint ranges of the same buffers),
+ * which visits far fewer values than two full selections.
  */
-function trimCuts(block: Float64Array, base: number, a: Float64Array, b: Float64Array, n: number, trim: number, cuts: Float64Array): void {
-  const upperRank = n - trim - 1;
-  for (let i = 0; i < n; i++) a[i] = block[base + i];
-  const split = partitionInto(a, b, 0, n, medianOfThree(a[0], a[n >> 1], a[n - 1]));
-  if (split > trim && split <= upperRank) {
-    cuts[0] = selectInRange(b, a, 0, split, trim);
-    cuts[1] = selectInRange(b, a, split, n - split, upperRank);
+function trimCuts(block: Float64Array, scratch: Float64Array, spare: Float64Array, base: number, n: number, trim: number, cuts: Float64Array): void {
+  const low = base + trim;
+  const high = base + n - trim - 1;
+  const split = partitionInto(block, scratch, base, n, medianOfThree(block[base], block[base + (n >> 1)], block[base + n - 1]));
+  if (split > low && split <= high) {
+    cuts[0] = selectInRange(scratch, spare, base, split - base, low);
+    cuts[1] = selectInRange(scratch, spare, split, base + n - split, high);
     return;
   }
   // Rare (or trim = 0): both ranks on one side. Select each from a fresh copy of the column.
-  for (let i = 0; i < n; i++) a[i] = block[base + i];
-  cuts[0] = selectValue(a, b, n, trim);
-  for (let i = 0; i < n; i++) a[i] = block[base + i];
-  cuts[1] = selectValue(a, b, n, upperRank);
+  for (let i = base; i < base + n; i++) scratch[i] = block[i];
+  cuts[0] = selectInRange(scratch, spare, base, n, low);
+  for (let i = base; i < base + n; i++) scratch[i] = block[i];
+  cuts[1] = selectInRange(scratch, spare, base, n, high);
 }
 
 function keptSum(block: Float64Array, base: number, n: number, trim: number, low: number, high: number): number {

@@ -1,5 +1,5 @@
 // Order statistics over small reusable buffers (one column of the update matrix at a time).
-// `selectValue` is a quickselect whose partition step has no data-dependent branch (see
+// `selectInRange` is a quickselect whose partition step has no data-dependent branch (see
 // partitionInto), so random data costs no branch mispredictions. No closures, no allocation
 // per call.
 
@@ -16,15 +16,6 @@ export function insertionSort(buf: Float64Array, lo: number, hi: number): void {
     }
     buf[j + 1] = x;
   }
-}
-
-/**
- * The k-th smallest (0-based) of a[0, len). `a` and `b` are scratch buffers of at least len
- * values; the contents of both are overwritten. The result is an order statistic, so it does
- * not depend on how the values were arranged.
- */
-export function selectValue(a: Float64Array, b: Float64Array, len: number, k: number): number {
-  return selectInRange(a, b, 0, len, k);
 }
 
 /**
