@@ -20,7 +20,7 @@ export interface FetchOptions {
   /** Files fetched at once (default 8). */
   readonly concurrency?: number;
   /** Per file (default 30 s); a file not there in time is "unavailable". */
-  readonly timeoutMs?: number;
+  readonly fetchTimeoutMs?: number;
 }
 
 export const DEFAULT_CONCURRENCY = 8;
@@ -47,7 +47,7 @@ export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (
  */
 export async function fetchRevealed(store: ContentStore, reveals: readonly RevealFact[], maxBytes: number, options: FetchOptions = {}): Promise<Map<string, Fetched>> {
   const unique = [...new Map(reveals.map((r) => [r.updateDigest.toLowerCase(), r])).values()];
-  const timeoutMs = options.timeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+  const timeoutMs = options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
   const outcomes = await mapBounded(unique, options.concurrency ?? DEFAULT_CONCURRENCY, async (r): Promise<Fetched> => {
     try {
       return { bytes: await store.get({ digest: r.updateDigest, contentRoot: r.contentRoot }, { timeoutMs, maxBytes }) };
