@@ -84,6 +84,13 @@ interface RoundInputs {
   readonly weights: Tensor[];
 }
 
+/**
+ * Gas added to the estimate of a commit or reveal. The transaction that fills the round closes its
+ * phase and costs more than estimated if other participants' transactions land first (same
+ * block, or between estimate and send); without headroom it runs out of gas. Unused gas is not charged.
+ */
+export const PHASE_CLOSE_HEADROOM = 80_000n;
+
 export class Participant {
   readonly #o: ParticipantOptions;
   readonly #log: (line: string) => void;
@@ -319,7 +326,7 @@ export class Participant {
     const commitment = commitmentOf({ ...entry, chainId: ctx.chainId, participant: await this.address() });
     const journal = await this.journal();
     try {
-      await send("commit", () => this.#c.commit(taskId, round, commitment));
+      await send("commit", async () => this.#c.commit(taskId, round, commitment, { gasLimit: (await this.#c.commit.estimateGas(taskId, round, commitment)) + PHASE_CLOSE_HEADROOM }));
     } catch (error) {
       // A revert means nothing was committed: forget the entry. Any other failure leaves it
       // "committing" for recover() to settle against the chain.
@@ -335,7 +342,8 @@ export class Participant {
     const { taskId } = this.#o;
     const round = BigInt(entry.round);
     try {
-      await send("reveal", () => this.#c.reveal(taskId, round, entry.updateDigest, entry.numSamples, entry.salt, entry.contentRoot));
+      const args = [taskId, round, entry.updateDigest, entry.numSamples, entry.salt, entry.contentRoot] as const;
+      await send("reveal", async () => this.#c.reveal(...args, { gasLimit: (await this.#c.reveal.estimateGas(...args)) + PHASE_CLOSE_HEADROOM }));
     } catch (error) {
       throw explainRevert(error, taskId);
     }

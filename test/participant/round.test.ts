@@ -20,6 +20,7 @@ import { journalPath, readJournal } from "../../client/participant/journal.js";
 import { Participant, type ParticipantOptions, type Step } from "../../client/participant/round.js";
 import { ContractRevertError } from "../../lib/chain/revert.js";
 import { CoordinatorError, readReveals, send, slashReasonCode } from "../../lib/chain/coordinator.js";
+import { SafetensorsError } from "../../lib/codec/errors.js";
 import { encodeUpdate, decodeUpdate } from "../../lib/codec/update-file.js";
 import { resolveSettings } from "../../lib/config.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
@@ -317,5 +318,37 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     await expectRejection(participant(1).participate(), NotEnoughStakeError);
     const text = await readFile(journalPath(dir, clients[1].address), "utf8");
     expect(JSON.parse(text).entries.every((e: { state: string }) => e.state === "revealed")).to.equal(true);
+  });
+
+  it("submits what each behaviour claims: withhold commits without revealing, stale resubmits, malformed pins a broken file, copy takes another's reveal", async () => {
+    await join(contextFor(clients[1]), taskId, 100n * TOKEN);
+    const round = await coordinator().currentRound(taskId);
+    const [withheld, stale, malformed] = await Promise.all([
+      participant(0, { behaviour: { kind: "withhold" } }).participate(),
+      participant(1, { behaviour: { kind: "free-ride", mode: "stale" } }).participate(),
+      participant(2, { behaviour: { kind: "malformed", corruption: "nan" } }).participate(),
+    ]);
+    expect([withheld.kind, stale.kind, malformed.kind]).to.deep.equal(["withheld", "revealed", "revealed"]);
+    const reveals = await readReveals(coordinator(), taskId, round, { fromBlock });
+    expect(reveals.map((r) => r.participant).sort()).to.deep.equal([clients[1].address, clients[2].address].sort());
+    const file = async (who: string, r: bigint) => {
+      const x = (await readReveals(coordinator(), taskId, r, { fromBlock })).find((v) => v.participant === who)!;
+      return store.get({ digest: x.updateDigest, contentRoot: x.contentRoot });
+    };
+    const round1 = decodeUpdate(await file(clients[1].address, 1n)).tensors;
+    const resubmitted = decodeUpdate(await file(clients[1].address, round));
+    expect(resubmitted.tensors).to.deep.equal(round1);
+    expect(resubmitted.metadata).to.include({ round, participant: clients[1].address });
+    const broken = await file(clients[2].address, round);
+    expect(() => decodeUpdate(broken)).to.throw(SafetensorsError, /finite/);
+    // The withheld commit stays withheld across a restart: recovery never reveals it.
+    expect(await participant(0).recover()).to.deep.equal([]);
+    expect((await participant(0).entries()).at(-1)).to.include({ round: String(round), state: "withheld" });
+
+    await finalize([clients[1].address], [clients[0].address]);
+    const next = await openRound(coordinator(), taskId);
+    const [, , copied] = await Promise.all([participant(0).participate(), participant(1).participate(), participant(2, { behaviour: { kind: "free-ride", mode: "copy" } }).participate()]);
+    expect(copied.kind).to.equal("revealed");
+    expect(decodeUpdate(await file(clients[2].address, next)).tensors).to.deep.equal(round1, "p3 copied p2's revealed update of the previous round");
   });
 });
