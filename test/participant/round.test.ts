@@ -28,8 +28,9 @@ import { fetchModel } from "../../lib/protocol/models.js";
 import { REPORT_FORMAT, encodeReport, type AggregationReport } from "../../lib/protocol/report.js";
 import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
 import { allocateRewards, buildRewardsTree } from "../../lib/rewards.js";
-import { EmbeddedStore, ZERO_ROOT } from "../../lib/store/index.js";
+import { EmbeddedStore, StoreUnavailableError, ZERO_ROOT } from "../../lib/store/index.js";
 import { makeContext, type Context } from "../../scripts/commands/context.js";
+import { freePort } from "../helpers/hardhat-node.js";
 import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator, type DemoToken } from "../../types/ethers-contracts/index.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -70,17 +71,19 @@ describe("participant: rounds on the in-process chain with an embedded store", f
   let shards: Dataset[];
   const lines: string[] = [];
 
-  function contextFor(signer: Signer): Context {
-    return makeContext({
+  function partsFor(signer: Signer) {
+    return {
       settings: resolveSettings({}, { home: dir }),
       provider: ethers.provider,
       chainId,
       signer,
       coordinator: AnchorCoordinator__factory.connect(coordinatorAddress, signer),
       fromBlock,
-      storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") },
-      sharedStore: store,
-    });
+    };
+  }
+
+  function contextFor(signer: Signer): Context {
+    return makeContext({ ...partsFor(signer), storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") }, sharedStore: store });
   }
 
   function participant(i: number, extra: Partial<ParticipantOptions> = {}): Participant {
@@ -294,7 +297,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     expect((await participant(0).entries()).filter((e) => e.round === String(round))).to.deep.equal([], "no commit, no journal entry");
   });
 
-  it("fails clearly on too little stake, an unknown task, and a withdrawal request", async () => {
+  it("fails clearly on too little stake, an unknown task, IPFS down, and a withdrawal before it unlocks", async () => {
     await time.increase(3 * WINDOW);
     await openRound(coordinator(), taskId);
     const poor = new Participant({ ctx: contextFor(outsider), taskId, data: shards[0], training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 0 }, log: () => {} });
@@ -308,6 +311,13 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     const stranger = new Participant({ ctx: contextFor(clients[0]), taskId: 99n, data: shards[0], training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 0 }, log: () => {} });
     await expectRejection(stranger.participate(), CoordinatorError, /task 99 does not exist/);
     await expectRejection(join(contextFor(clients[0]), 99n, TOKEN), CoordinatorError, /task 99 does not exist/);
+
+    // IPFS down: the model cannot be fetched, so nothing is trained, journaled or committed.
+    const offline = makeContext({ ...partsFor(clients[0]), storeConfig: { kind: "kubo", url: `http://127.0.0.1:${await freePort()}` } });
+    const before = await participant(0).entries();
+    await expectRejection(participant(0, { ctx: offline }).participate(), StoreUnavailableError, /unreachable/);
+    expect(await participant(0).entries()).to.deep.equal(before);
+    expect((await coordinator().participantInfo(taskId, clients[0].address)).lastRound).to.be.lessThan(await coordinator().currentRound(taskId));
 
     const ctx = contextFor(clients[1]);
     const unlockAt = await requestWithdrawal(ctx, taskId, 100n * TOKEN);
