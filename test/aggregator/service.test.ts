@@ -254,13 +254,17 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     const crash = (step: string) => {
       if (step === "pinned") throw new Crash("killed after pinning");
     };
-    await aggregateOnce(contextFor(aggregators[0]), taskId, { ...aggregatorOptions, onStep: crash }).then(
+    // Both aggregators evaluate on the held-out split (same backend), so their reports agree.
+    const evaluating: AggregatorOptions = { ...aggregatorOptions, evaluation: "mnist-test" };
+    await aggregateOnce(contextFor(aggregators[0]), taskId, { ...evaluating, onStep: crash }).then(
       () => expect.fail("expected the simulated crash"),
       (e) => expect(e).to.be.instanceOf(Crash),
     );
     expect((await coordinator().aggregatorInfo(taskId, aggregators[0].address)).lastRound).to.equal(1n, "nothing submitted before the crash");
 
-    const resumed = await aggregateOnce(contextFor(aggregators[0]), taskId, aggregatorOptions);
+    const resumed = await aggregateOnce(contextFor(aggregators[0]), taskId, evaluating);
+    expect(resumed.evaluation).to.have.property("dataset", "mnist-test");
+    expect(resumed.evaluation!.accuracy).to.be.within(0.1, 1, "better than chance after two rounds");
     expect(resumed.status).to.equal("submitted");
     expect(await store.isPinned(rawBlock(resumed.result!.newModelDigest))).to.equal(true);
     const again = await aggregateOnce(contextFor(aggregators[0]), taskId, aggregatorOptions);
@@ -273,15 +277,16 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     expect(verdicts[people[0].address].reason).to.match(/near-copy of its own round 1 update/);
 
     // The second aggregator runs the CLI loop for one round.
-    const summaries = await runAggregator(contextFor(aggregators[1]), taskId, { ...aggregatorOptions, once: true });
+    const summaries = await runAggregator(contextFor(aggregators[1]), taskId, { ...evaluating, once: true });
     expect(summaries.map((s) => [s.round, s.status, s.phase])).to.deep.equal([[round, "submitted", "Finalized"]]);
   });
 
   it("verify reproduces honest rounds exactly and names the part that differs on a tampered round", async () => {
     for (const round of [1n, 2n]) {
-      const v = await verifyRound(coordinator(), store, { chainId, taskId, round, fromBlock });
+      const v = await verifyRound(coordinator(), store, { chainId, taskId, round, fromBlock }, { evaluate: true });
       expect(v.ok, formatVerify(v).join("\n")).to.equal(true);
       expect(v.parts.map((p) => p.part)).to.deep.equal(["model", "report", "rewardsRoot", "rewardsTotal", "slashes"]);
+      expect(v.evaluation?.match).to.equal(round === 2n ? true : undefined, "round 2 recorded an evaluation, round 1 none");
     }
 
     // Round 3: both aggregators publish a report that changes one participant's reason.
