@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { getAddress } from "ethers";
 import { ensureBackend } from "../../client/model/backend.js";
 import type { ModelSpec } from "../../client/model/spec.js";
-import type { RawParams } from "../aggregation/index.js";
+import { getRule, parseParams, type RawParams } from "../aggregation/index.js";
 import { phaseName, send, slashReasonCode, waitForPhase, type AnchorCoordinator, type Phase } from "../chain/coordinator.js";
 import { ContractRevertError } from "../chain/revert.js";
 import { AnchorFLError } from "../errors.js";
@@ -113,6 +113,8 @@ export function resolveAggregation(o: AggregatorOptions): { rule: { name: string
   const name = o.rule ?? DEFAULT_RULE;
   const given = Object.fromEntries(Object.entries(o.ruleParams ?? {}).filter(([, v]) => v !== undefined));
   const params = name === DEFAULT_RULE && Object.keys(given).length === 0 ? DEFAULT_RULE_PARAMS : given;
+  // Refuse an unknown rule or parameter before waiting for any round.
+  parseParams(getRule(name), params);
   return { rule: { name, params }, policy: policyParams(o.policy) };
 }
 
