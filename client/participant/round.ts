@@ -387,6 +387,11 @@ export class Participant {
     if (first.decision.action !== "commit") return { kind: "skipped", round: first.round, decision: first.decision };
     await this.checkStake();
     const entry = await this.#prepare(first.round);
+    if (this.#o.signal?.aborted) {
+      await (await this.journal()).remove(entry);
+      await this.#step("skipped", first.round, "stopped before committing");
+      return { kind: "skipped", round: first.round, decision: { action: "wait", reason: "stopped before committing" } };
+    }
     // Training took time: decide again with the clock as it is now, right before committing.
     const again = await this.decide();
     if (again.round !== first.round || again.decision.action !== "commit") {
@@ -407,16 +412,20 @@ export class Participant {
     let lastWait = "";
     while (!this.#o.signal?.aborted) {
       let outcome: RoundOutcome;
+      let recovered: RoundOutcome[];
       try {
+        recovered = await this.recover();
         outcome = await this.participate();
       } catch (error) {
         if (!this.#o.signal?.aborted) throw error;
         this.#log(`stopped while waiting (${(error as Error).message.split("\n")[0]}); a pending commit is in the journal and is revealed on restart`);
         break;
       }
+      outcomes.push(...recovered);
       if (outcome.kind !== "skipped") outcomes.push(outcome);
       if (once) {
-        if (outcome.kind === "skipped") {
+        // A restart after a crash has done its work when it revealed what the journal held.
+        if (outcome.kind === "skipped" && recovered.length === 0) {
           throw new RoundNotOpenError(`task ${this.#o.taskId} round ${outcome.round} takes no commit now: ${outcome.decision.reason}`, {
             hint: "run without --once to wait for the next round",
           });

@@ -2,6 +2,7 @@
 // store in a temp home: the task owner creates a task, a client joins with a permit, takes part
 // in a round with `client run --once` (train, pin, commit, reveal), reads its status, and starts
 // a withdrawal; wrong input, an unknown task, a closed round and a dead RPC give typed errors.
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,6 +10,7 @@ import { expect } from "chai";
 import { Command } from "commander";
 import { JsonRpcProvider } from "ethers";
 import { RoundNotOpenError, StakeTokenError } from "../../client/participant/errors.js";
+import { journalPath, readJournal } from "../../client/participant/journal.js";
 import { CoordinatorError, readReveals } from "../../lib/chain/coordinator.js";
 import { RpcUnavailableError } from "../../lib/chain/rpc.js";
 import { localAccount, writeDeployment } from "../../lib/config.js";
@@ -18,6 +20,36 @@ import { addGlobalOptions } from "../../scripts/commands/context.js";
 import { register as registerTask, CommandOptionError } from "../../scripts/commands/task.js";
 import { AnchorCoordinator__factory, DemoToken__factory } from "../../types/ethers-contracts/index.js";
 import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
+
+const FIXTURE = path.join(import.meta.dirname, "fixtures", "anchorfl-client.ts");
+
+/** The client CLI as a separate process (Node 22 running tsx), with its combined output. */
+function spawnClientProcess(args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let text = "";
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const onData = (d: Buffer) => {
+    text += d.toString();
+    for (const w of waiters.filter((x) => x.re.test(text))) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    exit,
+    output: () => text,
+    waitFor: (re: RegExp) =>
+      new Promise<void>((resolve, reject) => {
+        if (re.test(text)) return resolve();
+        waiters.push({ re, resolve });
+        void exit.then((code) => reject(new Error(`client exited (${code}) before printing ${re}:\n${text}`)));
+      }),
+  };
+}
 
 describe("participant CLI against a hardhat node", function () {
   this.timeout(180_000);
@@ -41,6 +73,13 @@ describe("participant CLI against a hardhat node", function () {
     return out.join("\n");
   }
 
+  const spawnClient = (args: string[]) => {
+    const p = spawnClientProcess(["--rpc", node.url, "--home", home, ...args]);
+    children.push(p.child);
+    return p;
+  };
+  const children: ChildProcess[] = [];
+
   async function cliError(...args: string[]): Promise<Error> {
     return cli(...args).then(
       (out) => expect.fail(`expected ${args.join(" ")} to fail, it printed:\n${out}`),
@@ -62,6 +101,7 @@ describe("participant CLI against a hardhat node", function () {
   });
 
   after(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     await node?.stop();
     await rm(home, { recursive: true, force: true });
   });
@@ -96,10 +136,38 @@ describe("participant CLI against a hardhat node", function () {
     expect(await cli("--account", "1", "client", "withdraw", "--task", "1", "--amount", "5")).to.match(/^withdrawal of 5 tokens requested; complete it with --complete after \d{4}-/);
   });
 
+  it("a client process killed (SIGKILL) right after its commit reveals from its journal on restart", async () => {
+    const account = localAccount(2).address;
+    await cli("token", "mint", "--to", account, "--amount", "100");
+    const created = await cli("task", "create", "--min-stake", "10", "--reward", "5", "--fund", "20", "--bond", "5", "--max-participants", "3", "--commit-window", "300", "--reveal-window", "300", "--open");
+    expect(created).to.match(/task 2 created/);
+    await cli("--account", "2", "client", "join", "--task", "2", "--stake", "20");
+
+    const args = ["--account", "2", "client", "run", "--task", "2", "--shard", "1", "--of", "90", "--poll", "100"];
+    const killed = spawnClient(args);
+    // Commits stay open (1 of 3 slots taken), so the process is waiting for the reveal phase when killed.
+    await killed.waitFor(/committed 0x/);
+    killed.child.kill("SIGKILL");
+    expect(await killed.exit).to.equal(null, "killed by the signal");
+
+    const journal = async () => (await readJournal(journalPath(home, account), account)).entries.find((e) => e.taskId === "2")!;
+    const entry = await journal();
+    expect(entry.state).to.equal("committed");
+    const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true });
+    await provider.send("evm_increaseTime", [301]);
+    await provider.send("evm_mine", []);
+    const restarted = await cli(...args, "--once");
+    expect(restarted).to.match(/found an unrevealed commit in the journal/).and.match(/revealed update/).and.match(/done: round 1 revealed$/);
+    const reveals = await readReveals(AnchorCoordinator__factory.connect(coordinatorAddress, provider), 2n, 1n);
+    provider.destroy();
+    expect(reveals.map((r) => [r.participant, r.updateDigest])).to.deep.equal([[account, entry.updateDigest]]);
+    expect((await journal()).state).to.equal("revealed");
+  });
+
   it("gives typed errors naming the cause: closed round, unknown task, no tokens, bad options, dead RPC", async () => {
     expect(await cliError("--account", "1", "client", "run", "--task", "1", "--once", "--of", "90")).to.be.instanceOf(RoundNotOpenError).and.have.property("message").match(/commits are closed \(phase Aggregation\)/);
     expect(await cliError("client", "status", "--task", "7")).to.be.instanceOf(CoordinatorError).and.have.property("message").match(/task 7 does not exist/);
-    expect(await cliError("--account", "2", "client", "join", "--task", "1", "--stake", "10")).to.be.instanceOf(StakeTokenError).and.have.property("message").match(/holds 0/);
+    expect(await cliError("--account", "5", "client", "join", "--task", "1", "--stake", "10")).to.be.instanceOf(StakeTokenError).and.have.property("message").match(/holds 0/);
     expect(await cliError("client", "withdraw", "--task", "1")).to.be.instanceOf(CommandOptionError);
     expect(await cliError("client", "run", "--task", "1", "--dp-noise", "1")).to.be.instanceOf(CommandOptionError).and.have.property("message").match(/--dp-noise needs --clip/);
     expect(await cliError("client", "run", "--task", "1", "--attack", "scale:x")).to.be.instanceOf(AnchorFLError).and.have.property("message").match(/expected a number for lambda/);

@@ -361,4 +361,18 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     expect(copied.kind).to.equal("revealed");
     expect(decodeUpdate(await file(clients[2].address, next)).tensors).to.deep.equal(round1, "p3 copied p2's revealed update of the previous round");
   });
+
+  it("run() stops cleanly when asked to after committing, and the next run reveals what the journal holds", async () => {
+    await finalize(clients.map((s) => s.address), []);
+    const round = await openRound(coordinator(), taskId);
+    const stop = new AbortController();
+    const stopped = await participant(0, { signal: stop.signal, onStep: (step) => void (step === "committed" && stop.abort()) }).run();
+    expect(stopped).to.deep.equal([]);
+    expect(lines.at(-1)).to.match(/^p1 stopped while waiting .*revealed on restart$/);
+    expect((await participant(0).entries()).at(-1)).to.include({ round: String(round), state: "committed" });
+    await Promise.all([participant(1).participate(), participant(2).participate()]);
+    const restarted = await participant(0).run({ once: true });
+    expect(restarted.map((o) => [o.kind, o.round])).to.deep.equal([["revealed", round]]);
+    expect((await readReveals(coordinator(), taskId, round, { fromBlock })).map((r) => r.participant).sort()).to.deep.equal(clients.map((c) => c.address).sort());
+  });
 });
