@@ -192,14 +192,21 @@ export function judge(candidates: readonly Candidate[], earlier: readonly Earlie
 
 /** Marks copies of earlier reveals and same-round near-copies; returns the updates left. */
 function judgeCopies(valid: readonly Valid[], earlier: readonly EarlierUpdate[], p: PolicyParams, out: Map<string, Judgement>): Valid[] {
-  const isCopy = (s: { cosine: number; relativeDistance: number }) => s.cosine > p.copyCosine && s.relativeDistance < p.copyDistance;
+  // |na - nb| <= |a - b| (triangle inequality): norms further apart than the distance bound
+  // cannot belong to a near-copy, which skips the dot product for almost every pair.
+  const isCopy = (a: Float32Array, b: Float32Array, na: number, nb: number) => {
+    if (Math.abs(na - nb) > p.copyDistance * Math.max(na, nb)) return false;
+    const s = similarity(a, b, na, nb);
+    return s.cosine > p.copyCosine && s.relativeDistance < p.copyDistance;
+  };
+  const earlierNorms = earlier.map((e) => norm(e.vector));
   const left: Valid[] = [];
   for (const v of valid) {
     if (v.norm === 0) {
       left.push(v); // a zero update copies nothing: free riding is judged below
       continue;
     }
-    const source = earlier.find((e) => isCopy(similarity(v.vector, e.vector, v.norm, norm(e.vector))));
+    const source = earlier.find((e, i) => isCopy(v.vector, e.vector, v.norm, earlierNorms[i]));
     if (source) {
       const s = similarity(v.vector, source.vector, v.norm, norm(source.vector));
       const whose = source.participant.toLowerCase() === v.address.toLowerCase() ? "its own" : `${source.participant}'s`;
@@ -216,7 +223,7 @@ function judgeCopies(valid: readonly Valid[], earlier: readonly EarlierUpdate[],
   const byReveal = [...left].sort((a, b) => a.revealBlock - b.revealBlock || compareAddresses(a.address, b.address));
   const kept: Valid[] = [];
   for (const v of byReveal) {
-    const original = v.norm === 0 ? undefined : kept.find((k) => k.norm !== 0 && isCopy(similarity(v.vector, k.vector, v.norm, k.norm)));
+    const original = v.norm === 0 ? undefined : kept.find((k) => k.norm !== 0 && isCopy(v.vector, k.vector, v.norm, k.norm));
     if (original) {
       const s = similarity(v.vector, original.vector, v.norm, original.norm);
       out.set(v.address, {
