@@ -60,7 +60,14 @@ export type RoundOutcome =
 /** What the round's model must look like: opened on the current global model, of the task's spec. */
 export function checkGlobalModel(
   meta: UpdateMetadata,
-  expected: { taskId: bigint; pointer: ModelPointer; roundBase: string; modelSpecDigest: string },
+  expected: {
+    taskId: bigint;
+    pointer: ModelPointer;
+    roundBase: string;
+    modelSpecDigest: string;
+    /** For a model a round produced: the model that round was opened on (its base, one link down the chain). */
+    producedFrom?: string;
+  },
 ): void {
   const { pointer } = expected;
   if (pointer.digest.toLowerCase() !== expected.roundBase.toLowerCase()) {
@@ -74,6 +81,9 @@ export function checkGlobalModel(
     throw new ModelMismatchError(
       `global model ${pointer.digest} says task ${meta.taskId} round ${meta.round}, expected task ${expected.taskId} round ${pointer.round}`,
     );
+  }
+  if (expected.producedFrom !== undefined && meta.baseModelDigest !== expected.producedFrom.toLowerCase()) {
+    throw new ModelMismatchError(`global model ${pointer.digest} says it was built on ${meta.baseModelDigest}, but round ${pointer.round} was opened on ${expected.producedFrom}`);
   }
 }
 
@@ -209,12 +219,19 @@ export class Participant {
     const config = await this.#c.taskConfig(taskId);
     const spec = await fetchModelSpec(store, config.modelSpecDigest);
     const pointer = await currentModelPointer(this.#c, store, taskId, ctx.fromBlock);
+    const roundBase = await this.#openedOn(round);
+    const producedFrom = pointer.round > 0n ? await this.#openedOn(pointer.round) : undefined;
+    const model = await fetchModel(store, pointer, spec);
+    checkGlobalModel(model.metadata, { taskId, pointer, roundBase, modelSpecDigest: config.modelSpecDigest, producedFrom });
+    return { spec, specDigest: config.modelSpecDigest as Hex32, pointer, weights: model.tensors };
+  }
+
+  /** The model `round` was opened on, from its RoundOpened event. */
+  async #openedOn(round: bigint): Promise<string> {
+    const { taskId, ctx } = this.#o;
     const opened = await allEvents(this.#c, this.#c.filters.RoundOpened(taskId, round), { fromBlock: ctx.fromBlock });
     if (opened.length !== 1) throw new RoundNotOpenError(`found ${opened.length} RoundOpened events for task ${taskId} round ${round}, expected one`);
-    const roundBase = this.#c.interface.parseLog(opened[0])!.args.baseModelDigest as string;
-    const model = await fetchModel(store, pointer, spec);
-    checkGlobalModel(model.metadata, { taskId, pointer, roundBase, modelSpecDigest: config.modelSpecDigest });
-    return { spec, specDigest: config.modelSpecDigest as Hex32, pointer, weights: model.tensors };
+    return this.#c.interface.parseLog(opened[0])!.args.baseModelDigest as string;
   }
 
   /** Updates other participants revealed in the previous round (what copiers and colluders can see), decodable ones only. */

@@ -100,12 +100,14 @@ describe("participant decisions", function () {
       checkGlobalModel(meta({ taskId: 0n, round: 0n }), { taskId: 1n, pointer: { ...pointer, round: 0n }, roundBase: hex("77"), modelSpecDigest: spec });
     });
 
-    it("refuses a model the round was not opened on, of another spec, or of another task or round", () => {
+    it("refuses a model the round was not opened on, of another spec, of another task or round, or not built on its round's base", () => {
       const expected = { taskId: 1n, pointer, roundBase: hex("77"), modelSpecDigest: spec };
       expect(() => checkGlobalModel(meta(), { ...expected, roundBase: hex("78") })).to.throw(ModelMismatchError, "the round was opened on model");
       expect(() => checkGlobalModel(meta({ modelSpecDigest: hex("5f") }), expected)).to.throw(ModelMismatchError, "was built for spec");
       expect(() => checkGlobalModel(meta({ taskId: 2n }), expected)).to.throw(ModelMismatchError, "says task 2 round 3");
       expect(() => checkGlobalModel(meta({ round: 2n }), expected)).to.throw(ModelMismatchError, "says task 1 round 2");
+      checkGlobalModel(meta(), { ...expected, producedFrom: hex("01") });
+      expect(() => checkGlobalModel(meta(), { ...expected, producedFrom: hex("02") })).to.throw(ModelMismatchError, "but round 3 was opened on");
     });
   });
 
