@@ -139,6 +139,8 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
     ms: { gather: 0, aggregate: 0, total: Date.now() - started },
   });
   if ((await c.aggregatorInfo(taskId, me)).lastRound === round) return done("already-submitted");
+  const now = phaseName(await c.roundPhase(taskId, round));
+  if (now === "Commit" || now === "Reveal") log(`task ${taskId} round ${round}: in ${now}; waiting for Aggregation`);
   const phase = await waitForPhase(c, taskId, round, ["Aggregation", "Finalized", "Failed"], {
     pollMs: options.pollMs,
     timeoutMs: options.waitTimeoutMs,
@@ -150,7 +152,17 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
   const gathered = await gatherRound(c, store, { chainId: ctx.chainId, taskId, round, fromBlock: ctx.fromBlock }, { ...options, lookback: policy.lookback });
   const gatheredAt = Date.now();
   await options.onStep?.("gathered", round);
-  log(`task ${taskId} round ${round}: ${gathered.committers.length} committed, ${gathered.reveals.length} revealed; aggregating with ${rule.name}`);
+  const unavailable = [...gathered.files.values()].filter((f) => "unavailable" in f).length;
+  log(
+    `task ${taskId} round ${round}: ${gathered.committers.length} committed, ${gathered.reveals.length} revealed, ${gathered.files.size - unavailable} file(s) fetched, ${unavailable} unavailable (${gatheredAt - started} ms); aggregating with ${rule.name}`,
+  );
+  // One participant hiding its file is its own fault; most files missing points at our own store
+  // or network, and slashing a majority of honest participants for it is the worst outcome.
+  if (unavailable > 1 && unavailable * 2 > gathered.files.size) {
+    throw new AggregatorError(`task ${taskId} round ${round}: ${unavailable} of ${gathered.files.size} revealed files could not be fetched; not submitting a result that would slash them`, {
+      hint: `check the content store (${store.description}) and its connectivity, or raise --fetch-timeout`,
+    });
+  }
   const out = await aggregateRound({
     ...gathered,
     rule,

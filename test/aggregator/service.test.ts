@@ -4,7 +4,8 @@
 // - round 1: every verdict type from a real hostile input; two aggregators reach quorum 2;
 // - round 2: the aggregator crashes after pinning, a fresh one submits exactly once; a stale
 //   free rider is a duplicate of its own earlier reveal;
-// - verify passes on honest rounds and names what differs on a tampered one.
+// - verify passes on honest rounds and names what differs on a tampered one;
+// - most files missing: the aggregator refuses to submit instead of slashing a majority.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -19,7 +20,7 @@ import { initBackend } from "../../client/model/backend.js";
 import { mlpSpec, modelSpecDigest } from "../../client/model/spec.js";
 import { join } from "../../client/participant/account.js";
 import { Participant } from "../../client/participant/round.js";
-import { aggregateOnce, runAggregator, type AggregatorOptions } from "../../lib/aggregator/service.js";
+import { AggregatorError, aggregateOnce, runAggregator, type AggregatorOptions } from "../../lib/aggregator/service.js";
 import { verifyRound, formatVerify } from "../../lib/aggregator/verify.js";
 import { gatherRound } from "../../lib/aggregator/gather.js";
 import { DEFAULT_POLICY } from "../../lib/aggregator/policy.js";
@@ -316,6 +317,27 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     expect(v.reportDifferences).to.have.length(1);
     expect(v.reportDifferences[0]).to.include("trust me");
     expect(formatVerify(v).join("\n")).to.match(/report: DIFFERS/).and.match(/NOT verified/);
+  });
+
+  it("refuses to submit when most revealed files cannot be fetched, rather than slash a majority for its own store's trouble", async () => {
+    const round = await openRound(coordinator(), taskId);
+    const base = await globalModel();
+    const delta = await trainedDelta(0, base.tensors);
+    const reveals = [
+      await directCommit(0, deltaFile(0, delta, round, base.digest)),
+      await directCommit(1, deltaFile(1, delta, round, base.digest), { storeIt: false }),
+      await directCommit(2, deltaFile(2, delta, round, base.digest), { storeIt: false }),
+    ];
+    await time.increaseTo((await coordinator().roundInfo(taskId, round)).commitEnd);
+    for (const reveal of reveals) await reveal();
+    await toAggregation(round);
+    const error = await aggregateOnce(contextFor(aggregators[0]), taskId, aggregatorOptions).then(
+      () => expect.fail("expected the aggregator to refuse"),
+      (e: Error) => e,
+    );
+    expect(error).to.be.instanceOf(AggregatorError);
+    expect(error.message).to.match(/2 of 3 revealed files could not be fetched; not submitting/);
+    expect((await coordinator().aggregatorInfo(taskId, aggregators[0].address)).lastRound).to.equal(3n);
   });
 });
 
