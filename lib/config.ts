@@ -118,7 +118,7 @@ export async function readDeployment(home: string, chainId: bigint): Promise<Dep
     raw = await readFile(file, "utf8");
   } catch {
     throw new ConfigError(`no deployment recorded for chain ${chainId} (looked for ${file})`, {
-      hint: "run `npx anchorfl deploy` first, or set ANCHORFL_COORDINATOR",
+      hint: "deploy first (`npm run deploy` for a local node), or set ANCHORFL_COORDINATOR",
     });
   }
   let d: Partial<Deployment>;

@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { formatUnits, getAddress, parseUnits } from "ethers";
 import { cnnSpec, mlpSpec, type ModelSpec } from "../../client/model/spec.js";
-import { initBackend } from "../../client/model/backend.js";
+import { ensureBackend } from "../../client/model/backend.js";
 import { readRound, requireTask, send } from "../../lib/chain/coordinator.js";
 import { readDeployment } from "../../lib/config.js";
 import { AnchorFLError } from "../../lib/errors.js";
@@ -68,7 +68,7 @@ export interface TaskCreateOptions {
 export async function createTaskFromOptions(ctx: Context, o: TaskCreateOptions, log: (line: string) => void): Promise<bigint> {
   const me = await ctx.signer.getAddress();
   const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31));
-  await initBackend(undefined, { log });
+  await ensureBackend();
   const store = await ctx.store();
   const genesis = await publishGenesis(store, spec, me);
   log(`model spec ${genesis.spec.cid} and genesis model ${genesis.model.cid} pinned in ${store.description}`);
