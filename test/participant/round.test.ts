@@ -10,6 +10,7 @@ import path from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { Signer } from "ethers";
+import { alieZ, innerProductManipulation, littleIsEnough } from "../../client/attacks/updates.js";
 import { subset, type Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
 import { initBackend } from "../../client/model/backend.js";
@@ -362,7 +363,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     expect(decodeUpdate(await file(clients[2].address, next)).tensors).to.deep.equal(round1, "p3 copied p2's revealed update of the previous round");
   });
 
-  it("run() stops cleanly when asked to after committing, and the next run reveals what the journal holds", async () => {
+  it("run() stops cleanly when asked to after committing, and the next run reveals what the journal holds; colluders craft from what they know", async () => {
     await finalize(clients.map((s) => s.address), []);
     const round = await openRound(coordinator(), taskId);
     const stop = new AbortController();
@@ -370,7 +371,22 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     expect(stopped).to.deep.equal([]);
     expect(lines.at(-1)).to.match(/^p1 stopped while waiting .*revealed on restart$/);
     expect((await participant(0).entries()).at(-1)).to.include({ round: String(round), state: "committed" });
-    await Promise.all([participant(1).participate(), participant(2).participate()]);
+    // Meanwhile two colluders: ALIE from what they can see by default (the previous round's
+    // revealed updates of others), IPM from knowledge a simulation hands in.
+    const updatesOf = async (r: bigint, who: string[]) => {
+      const reveals = (await readReveals(coordinator(), taskId, r, { fromBlock })).filter((x) => who.includes(x.participant));
+      return Promise.all(reveals.map(async (x) => decodeUpdate(await store.get({ digest: x.updateDigest, contentRoot: x.contentRoot })).tensors));
+    };
+    const seen = await updatesOf(round - 1n, [clients[0].address, clients[2].address]);
+    const handed = await updatesOf(1n, [clients[0].address]);
+    await Promise.all([
+      participant(1, { behaviour: { kind: "alie" } }).participate(),
+      participant(2, { behaviour: { kind: "ipm", epsilon: 0.5 }, knowledge: async () => ({ honestUpdates: handed }) }).participate(),
+    ]);
+    const [alie, ipm] = await Promise.all([updatesOf(round, [clients[1].address]), updatesOf(round, [clients[2].address])]);
+    expect(alie[0]).to.deep.equal(littleIsEnough(seen, alieZ(3, 1)));
+    expect(ipm[0]).to.deep.equal(innerProductManipulation(handed, 0.5));
+
     const restarted = await participant(0).run({ once: true });
     expect(restarted.map((o) => [o.kind, o.round])).to.deep.equal([["revealed", round]]);
     expect((await readReveals(coordinator(), taskId, round, { fromBlock })).map((r) => r.participant).sort()).to.deep.equal(clients.map((c) => c.address).sort());
