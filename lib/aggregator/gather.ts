@@ -150,8 +150,8 @@ async function earlierUpdates(
       const fetched = files.get(reveal.updateDigest.toLowerCase());
       if (!fetched || !("bytes" in fetched)) continue;
       try {
-        const vector = flatten(decodeUpdate(fetched.bytes, { expected: shapes }).tensors);
-        out.push({ round: r, participant: reveal.participant, digest: reveal.updateDigest.toLowerCase(), vector });
+        const file = decodeUpdate(fetched.bytes, { expected: shapes });
+        out.push({ round: r, participant: reveal.participant, digest: reveal.updateDigest.toLowerCase(), baseModelDigest: file.metadata.baseModelDigest, vector: flatten(file.tensors) });
       } catch (error) {
         if (!(error instanceof AnchorFLError)) throw error;
       }

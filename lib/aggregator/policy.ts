@@ -99,6 +99,8 @@ export interface EarlierUpdate {
   readonly round: bigint;
   readonly participant: string;
   readonly digest: string;
+  /** The model it was trained from. */
+  readonly baseModelDigest: string;
   readonly vector: Float32Array;
 }
 
@@ -172,7 +174,7 @@ interface Valid {
  * updates: copies (of an earlier round, then within the round), free riding, norm, direction.
  * Returns judgements in canonical (address) order.
  */
-export function judge(candidates: readonly Candidate[], earlier: readonly EarlierUpdate[], params: PolicyParams = DEFAULT_POLICY): Judgement[] {
+export function judge(candidates: readonly Candidate[], earlier: readonly EarlierUpdate[], params: PolicyParams = DEFAULT_POLICY, baseModelDigest = ""): Judgement[] {
   const ordered = [...candidates].sort((a, b) => compareAddresses(a.address, b.address));
   const out = new Map<string, Judgement>();
   const valid: Valid[] = [];
@@ -185,13 +187,13 @@ export function judge(candidates: readonly Candidate[], earlier: readonly Earlie
     else valid.push({ address: c.address, vector: s.vector, revealBlock: s.revealBlock, norm: norm(s.vector) });
   }
 
-  const originals = judgeCopies(valid, earlier, params, out);
+  const originals = judgeCopies(valid, earlier, params, baseModelDigest.toLowerCase(), out);
   judgeOutliers(originals, params, out);
   return ordered.map((c) => out.get(c.address)!);
 }
 
 /** Marks copies of earlier reveals and same-round near-copies; returns the updates left. */
-function judgeCopies(valid: readonly Valid[], earlier: readonly EarlierUpdate[], p: PolicyParams, out: Map<string, Judgement>): Valid[] {
+function judgeCopies(valid: readonly Valid[], earlier: readonly EarlierUpdate[], p: PolicyParams, base: string, out: Map<string, Judgement>): Valid[] {
   // |na - nb| <= |a - b| (triangle inequality): norms further apart than the distance bound
   // cannot belong to a near-copy, which skips the dot product for almost every pair.
   const isCopy = (a: Float32Array, b: Float32Array, na: number, nb: number) => {
@@ -206,7 +208,10 @@ function judgeCopies(valid: readonly Valid[], earlier: readonly EarlierUpdate[],
       left.push(v); // a zero update copies nothing: free riding is judged below
       continue;
     }
-    const source = earlier.find((e, i) => isCopy(v.vector, e.vector, v.norm, earlierNorms[i]));
+    // Retraining from the same model (after a failed round) may honestly give the same update
+    // again: one's own earlier update is stale only once the model has moved.
+    const stale = (e: EarlierUpdate) => e.participant.toLowerCase() !== v.address.toLowerCase() || e.baseModelDigest.toLowerCase() !== base;
+    const source = earlier.find((e, i) => stale(e) && isCopy(v.vector, e.vector, v.norm, earlierNorms[i]));
     if (source) {
       const s = similarity(v.vector, source.vector, v.norm, norm(source.vector));
       const whose = source.participant.toLowerCase() === v.address.toLowerCase() ? "its own" : `${source.participant}'s`;

@@ -143,7 +143,7 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
     submissions.set(address, submission);
     return { address, submission };
   });
-  const judgements = judge(candidates, inputs.earlier, inputs.policy);
+  const judgements = judge(candidates, inputs.earlier, inputs.policy, inputs.baseModel.digest);
   const accepted = judgements.filter((j) => j.verdict === "accepted").map((j) => j.address);
 
   const base = flatten([...inputs.baseModel.tensors]);

@@ -148,7 +148,7 @@ describe("aggregator policy: real training, honest clients kept, gross attackers
       { address: address(4), submission: { status: "valid", vector: rng(3), revealBlock: 1 } },
       { address: address(5), submission: { status: "valid", vector: rng(4), revealBlock: 1 } },
     ];
-    const judgements = judge(candidates, [{ round: 4n, participant: address(9), digest: "0xabc", vector: a }]);
+    const judgements = judge(candidates, [{ round: 4n, participant: address(9), digest: "0xabc", baseModelDigest: "0x01", vector: a }], DEFAULT_POLICY, "0x02");
     const of = (i: number) => judgements.find((j) => j.address === address(i))!;
     expect(of(3).verdict).to.equal("duplicate");
     expect(of(3).evidence.copiedDigest).to.equal("0xabc");
@@ -156,6 +156,16 @@ describe("aggregator policy: real training, honest clients kept, gross attackers
     expect(of(2).verdict).to.equal("accepted", "the earlier reveal of the pair is the original");
     expect(of(1).verdict).to.equal("duplicate");
     expect(of(1).evidence.copiedParticipant).to.equal(address(2));
+  });
+
+  it("resubmitting one's own earlier update is stale only once the model has moved (a failed round leaves it unchanged)", () => {
+    const v = Float32Array.from({ length: 64 }, (_, k) => Math.cos(k));
+    const others = [5, 6, 7].map((seed) => ({ address: address(seed), submission: { status: "valid", vector: v.map((x, k) => x + 0.3 * Math.sin(seed * k)), revealBlock: 1 } as const }));
+    const own = { address: address(1), submission: { status: "valid", vector: v, revealBlock: 1 } as const };
+    const earlier = [{ round: 1n, participant: address(1), digest: "0xold", baseModelDigest: "0xaaa", vector: v }];
+    const verdict = (base: string) => judge([own, ...others], earlier, DEFAULT_POLICY, base).find((j) => j.address === address(1))!.verdict;
+    expect(verdict("0xaaa")).to.equal("accepted");
+    expect(verdict("0xbbb")).to.equal("duplicate");
   });
 
   it("refuses unknown and out-of-range policy parameters by name", () => {
