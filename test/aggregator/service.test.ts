@@ -223,6 +223,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     expect(reasons[people[8].address]).to.include(people[7].address);
     expect(reasons[people[9].address]).to.match(/base model/);
     expect(first.counts).to.deep.equal({ accepted: 4, outlier: 1, invalid: 3, unavailable: 1, duplicate: 1, "no-reveal": 1 });
+    console.log(`      aggregateOnce, 11 committers: gather ${first.ms.gather} ms, aggregate ${first.ms.aggregate} ms, total ${first.ms.total} ms, gas ${first.gasUsed}`);
 
     const second = await aggregateOnce(contextFor(aggregators[1]), taskId, aggregatorOptions);
     expect(second).to.deep.include({ status: "submitted", phase: "Finalized", votes: 2n });
