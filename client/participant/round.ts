@@ -6,11 +6,13 @@ import { getAddress } from "ethers";
 import { phaseName, readReveals, readRound, requireTask, send, waitForPhase, type Phase } from "../../lib/chain/coordinator.js";
 import { allEvents } from "../../lib/chain/logs.js";
 import { ContractRevertError } from "../../lib/chain/revert.js";
+import { RpcUnavailableError } from "../../lib/chain/rpc.js";
 import { decodeUpdate, encodeUpdate } from "../../lib/codec/update-file.js";
 import type { UpdateMetadata } from "../../lib/codec/update-metadata.js";
 import { randomSalt, commitmentOf } from "../../lib/commitment.js";
 import type { Hex32 } from "../../lib/digest.js";
 import { currentModelPointer, fetchModel, fetchModelSpec, type ModelPointer } from "../../lib/protocol/models.js";
+import { ContentTimeoutError, StoreUnavailableError } from "../../lib/store/index.js";
 import type { Tensor } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import { corruptFile, formatBehaviour, withholdsReveal, type Behaviour, type CraftContext } from "../attacks/behaviours.js";
@@ -426,17 +428,27 @@ export class Participant {
    */
   async run({ once = false }: { once?: boolean } = {}): Promise<RoundOutcome[]> {
     const outcomes: RoundOutcome[] = [];
+    const pollMs = this.#o.pollMs ?? 2_000;
     let lastWait = "";
+    let retryMs = pollMs;
     while (!this.#o.signal?.aborted) {
       let outcome: RoundOutcome;
       let recovered: RoundOutcome[];
       try {
         recovered = await this.recover();
         outcome = await this.participate();
+        retryMs = pollMs;
       } catch (error) {
-        if (!this.#o.signal?.aborted) throw error;
-        this.#log(`stopped while waiting (${(error as Error).message.split("\n")[0]}); a pending commit is in the journal and is revealed on restart`);
-        break;
+        const message = (error as Error).message.split("\n")[0];
+        if (this.#o.signal?.aborted) {
+          this.#log(`stopped while waiting (${message}); a pending commit is in the journal and is revealed on restart`);
+          break;
+        }
+        if (once || !isOutage(error)) throw error;
+        this.#log(`${message}; retrying in ${Math.round(retryMs / 1000)} s (a pending commit stays in the journal)`);
+        await sleep(retryMs, this.#o.signal);
+        retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+        continue;
       }
       outcomes.push(...recovered);
       if (outcome.kind !== "skipped") outcomes.push(outcome);
@@ -459,6 +471,14 @@ export class Participant {
     }
     return outcomes;
   }
+}
+
+/** Longest pause between attempts while the chain or the store is unreachable. */
+const MAX_RETRY_MS = 60_000;
+
+/** Outages a long-running client waits out (any pending commit stays in the journal); every other error stops it. */
+export function isOutage(error: unknown): boolean {
+  return error instanceof RpcUnavailableError || error instanceof StoreUnavailableError || error instanceof ContentTimeoutError;
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -318,6 +318,14 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     const before = await participant(0).entries();
     await expectRejection(participant(0, { ctx: offline }).participate(), StoreUnavailableError, /unreachable/);
     expect(await participant(0).entries()).to.deep.equal(before);
+    // Running continuously, the client waits the outage out instead of exiting (stopped here after two tries).
+    const stop = new AbortController();
+    const retries: string[] = [];
+    const log = (l: string) => void (/retrying in/.test(l) && retries.push(l) === 2 && stop.abort());
+    expect(await participant(0, { ctx: offline, pollMs: 20, signal: stop.signal, log }).run()).to.deep.equal([]);
+    expect(retries).to.have.length(2);
+    expect(retries[0]).to.match(/unreachable.*retrying in 0 s/);
+    expect(await participant(0).entries()).to.deep.equal(before);
     expect((await coordinator().participantInfo(taskId, clients[0].address)).lastRound).to.be.lessThan(await coordinator().currentRound(taskId));
 
     const ctx = contextFor(clients[1]);
