@@ -263,6 +263,7 @@ export class Participant {
 
   /** Only what the behaviour needs is fetched: free riders and colluders look at earlier rounds. */
   async #craftContext(b: Behaviour, round: bigint, spec: ModelSpec): Promise<Omit<CraftContext, "ownDelta">> {
+    // A fresh data order (and attack noise) each round, reproducible from the client's seed.
     const seed = Number((BigInt(this.#o.training.seed) * 1_000_003n + round) % 2_147_483_647n);
     if (b.kind === "free-ride" && b.mode === "stale") return { seed, previousOwn: await this.#previousOwn(round, spec) };
     if (b.kind === "free-ride" && b.mode === "copy") return { seed, previousOther: (await this.previousRoundUpdates(round, spec))[0] };
