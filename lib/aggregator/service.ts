@@ -115,6 +115,11 @@ export function resolveAggregation(o: AggregatorOptions): { rule: { name: string
   const params = name === DEFAULT_RULE && Object.keys(given).length === 0 ? DEFAULT_RULE_PARAMS : given;
   // Refuse an unknown rule or parameter before waiting for any round.
   parseParams(getRule(name), params);
+  if (name === "fltrust") {
+    throw new AggregatorError("the aggregator cannot run fltrust yet: its server update (training on a root data set) would have to be pinned and named in the report for verify", {
+      hint: "choose a rule that needs only the updates, e.g. trimmed-mean, median, multi-krum",
+    });
+  }
   return { rule: { name, params }, policy: policyParams(o.policy) };
 }
 

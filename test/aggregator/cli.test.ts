@@ -11,6 +11,7 @@ import { JsonRpcProvider } from "ethers";
 import { RuleParameterError } from "../../lib/aggregation/index.js";
 import { VerifyError } from "../../lib/aggregator/verify.js";
 import { PolicyParameterError } from "../../lib/aggregator/policy.js";
+import { AggregatorError } from "../../lib/aggregator/service.js";
 import { decodeUpdate } from "../../lib/codec/update-file.js";
 import { localAccount, writeDeployment } from "../../lib/config.js";
 import { sha256Digest } from "../../lib/digest.js";
@@ -80,7 +81,7 @@ describe("aggregator CLI against a hardhat node", function () {
     expect(await cliError("verify", "--task", "1", "--round", "1")).to.be.instanceOf(VerifyError).and.have.property("message").match(/round 1 is not finalized \(phase Aggregation\)/);
     const out = await cli("aggregate", "--task", "1", "--once", "--eval", "--poll", "1");
     expect(out).to.match(/bonded 5000000000000000000 token units as aggregator/);
-    expect(out).to.match(/task 1 round 1: 1 committed, 1 revealed; aggregating with trimmed-mean/);
+    expect(out).to.match(/task 1 round 1: 1 committed, 1 revealed, 1 file\(s\) fetched, 0 unavailable \(\d+ ms\); aggregating with trimmed-mean/);
     expect(out).to.match(/task 1 round 1: 1 accepted; 0 slashed; model 0x[0-9a-f]{64}, accuracy 0\.\d+ on mnist-test; gas \d+; finalized \(1 vote\(s\)\)/);
     expect(await cli("aggregate", "--task", "1", "--once")).to.match(/task 1 round 1: already-submitted \(round Finalized\)/);
 
@@ -119,6 +120,7 @@ describe("aggregator CLI against a hardhat node", function () {
     expect(await cliError("aggregate", "--task", "1", "--policy", "normFactor")).to.be.instanceOf(CommandOptionError).and.have.property("message").match(/--policy must be key=value/);
     expect(await cliError("aggregate", "--task", "1", "--policy", "nromFactor=3", "--once")).to.be.instanceOf(PolicyParameterError);
     expect(await cliError("aggregate", "--task", "1", "--eval", "cifar")).to.be.instanceOf(CommandOptionError).and.have.property("message").match(/--eval supports mnist-test/);
+    expect(await cliError("aggregate", "--task", "1", "--rule", "fltrust", "--once")).to.be.instanceOf(AggregatorError).and.have.property("message").match(/cannot run fltrust yet/);
     expect(await cliError("aggregate", "--task", "1", "--rule", "nope", "--once")).to.be.instanceOf(RuleParameterError).and.have.property("message").match(/unknown rule "nope"/);
   });
 });
