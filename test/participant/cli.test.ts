@@ -21,11 +21,11 @@ import { register as registerTask, CommandOptionError } from "../../scripts/comm
 import { AnchorCoordinator__factory, DemoToken__factory } from "../../types/ethers-contracts/index.js";
 import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 
-const FIXTURE = path.join(import.meta.dirname, "fixtures", "anchorfl-client.ts");
+const ENTRY = path.join(import.meta.dirname, "..", "..", "scripts", "anchorfl.ts");
 
-/** The client CLI as a separate process (Node 22 running tsx), with its combined output. */
+/** `anchorfl …` as a separate process (this Node 22 running tsx), with its combined output. */
 function spawnClientProcess(args: string[]) {
-  const child = spawn(process.execPath, ["--import", "tsx", FIXTURE, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let text = "";
   const waiters: { re: RegExp; resolve: () => void }[] = [];
   const onData = (d: Buffer) => {
