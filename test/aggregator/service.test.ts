@@ -5,7 +5,8 @@
 // - round 2: the aggregator crashes after pinning, a fresh one submits exactly once; a stale
 //   free rider is a duplicate of its own earlier reveal;
 // - verify passes on honest rounds and names what differs on a tampered one;
-// - most files missing: the aggregator refuses to submit instead of slashing a majority.
+// - most files missing: the aggregator refuses to submit instead of slashing a majority;
+// - the loop reports the failed round, opens the next one and stops after --rounds.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -339,6 +340,22 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     expect(error).to.be.instanceOf(AggregatorError);
     expect(error.message).to.match(/2 of 3 revealed files could not be fetched; not submitting/);
     expect((await coordinator().aggregatorInfo(taskId, aggregators[0].address)).lastRound).to.equal(3n);
+  });
+
+  it("the loop: a failed round is reported as missed, --open-rounds opens the next, --rounds stops after that many", async () => {
+    const failed = await coordinator().currentRound(taskId);
+    await time.increaseTo((await coordinator().roundInfo(taskId, failed)).aggregationEnd + 1n);
+    const log: string[] = [];
+    const running = runAggregator(contextFor(aggregators[0]), taskId, { ...aggregatorOptions, log: (l) => log.push(l), openRounds: true, rounds: 2 });
+    await waitUntil(async () => (await coordinator().currentRound(taskId)) === failed + 1n);
+    await commitRound(failed + 1n, [0, 1, 2].map((i) => participant(i)), 11);
+    const summaries = await running;
+    expect(summaries.map((x) => [x.round, x.status, x.phase])).to.deep.equal([
+      [failed, "missed", "Failed"],
+      [failed + 1n, "submitted", "Aggregation"],
+    ]);
+    expect(log).to.include(`task ${taskId}: round ${failed} failed; opened round ${failed + 1n}`);
+    expect(log.some((l) => l.startsWith(`task ${taskId} round ${failed + 1n}: in Commit; waiting for Aggregation`))).to.equal(true);
   });
 });
 
