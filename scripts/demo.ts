@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   const backend = await initBackend(undefined, { log: () => {} });
   say(`▸ TensorFlow.js backend: ${backend.name}${backend.simd ? " (SIMD)" : ""}`);
 
-  const connection = await network.connect({ network: options.network });
+  const connection = await network.create({ network: options.network });
   const { ethers, networkHelpers } = connection;
   const signers = await ethers.getSigners();
   if (signers.length < clients + 1) throw new AnchorFLError(`the chain offers ${signers.length} accounts; ${clients + 1} are needed`);

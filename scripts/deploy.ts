@@ -1,6 +1,7 @@
 // Deploys the DemoToken and the AnchorCoordinator with Ignition and records their addresses
 // per chain id in <home>/deployments/<chainId>.json, where every other tool finds them.
 //   npm run deploy                          # to `npm run node` on 127.0.0.1:8545 (network "localhost")
+//   npm run deploy -- --rpc http://127.0.0.1:8555   # a local node on another port
 //   npm run deploy -- --network remote      # ANCHORFL_RPC_URL + ANCHORFL_PRIVATE_KEY (env or keystore)
 import { rm } from "node:fs/promises";
 import path from "node:path";
@@ -10,7 +11,7 @@ import { network } from "hardhat";
 import { resolveSettings, writeDeployment, LOCAL_CHAIN_ID, type Deployment } from "../lib/config.js";
 import AnchorFLModule from "../ignition/modules/AnchorFL.js";
 
-type Connection = Awaited<ReturnType<typeof network.connect>>;
+type Connection = Awaited<ReturnType<typeof network.create>>;
 
 /** Deploys through an existing Hardhat network connection (the demo passes the in-process one). */
 export async function deployAnchorFL(connection: Connection, home: string, networkName: string): Promise<Deployment> {
@@ -36,11 +37,15 @@ export async function deployAnchorFL(connection: Connection, home: string, netwo
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const options = new Command("deploy")
     .option("--network <name>", "Hardhat network from hardhat.config.ts", "localhost")
+    .option("--rpc <url>", "the node's URL, for a local node on another port (network localhost only)")
     .option("--home <dir>", "data folder where the deployment is recorded (env ANCHORFL_HOME)")
     .parse()
-    .opts<{ network: string; home?: string }>();
+    .opts<{ network: string; rpc?: string; home?: string }>();
   const settings = resolveSettings(process.env, options.home ? { home: options.home } : {});
-  const connection = await network.connect({ network: options.network });
+  const connection = await network.create({
+    network: options.network,
+    ...(options.rpc && options.network === "localhost" ? { override: { url: options.rpc } } : {}),
+  });
   const d = await deployAnchorFL(connection, settings.home, options.network);
   console.log(`chain ${d.chainId}: AnchorCoordinator ${d.coordinator}, DemoToken ${d.token} (block ${d.deployBlock})`);
   console.log(`recorded in ${path.join(settings.home, "deployments", `${d.chainId}.json`)}`);
