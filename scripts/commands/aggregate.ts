@@ -10,8 +10,8 @@ import { DEFAULT_RULE } from "../../lib/aggregator/round.js";
 import { runAggregator, type RunOptions } from "../../lib/aggregator/service.js";
 import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
 import { describeContent } from "../../lib/store/index.js";
-import { openReadOnlyContext, parseId } from "./audit.js";
-import { withContext, type GlobalOptions } from "./context.js";
+
+import { openContext, parseId, withContext, type GlobalOptions } from "./context.js";
 import { CommandOptionError, parseInteger } from "./task.js";
 
 interface RuleFlags {
@@ -121,7 +121,7 @@ export function register(program: Command): void {
     .option("--fetch-timeout <seconds>", "per file", "30")
     .option("--json", "print the comparison as JSON")
     .action(async (o: { task: string; round: string; eval?: boolean; fetchTimeout: string; json?: boolean }, cmd: Command) => {
-      const ctx = await openReadOnlyContext(cmd.optsWithGlobals() as GlobalOptions);
+      const ctx = await openContext(cmd.optsWithGlobals() as GlobalOptions, { readOnly: true });
       try {
         const ids = { chainId: ctx.chainId, taskId: parseId(o.task, "--task"), round: parseId(o.round, "--round"), fromBlock: ctx.fromBlock };
         const v = await verifyRound(ctx.coordinator, await ctx.store(), ids, { evaluate: o.eval, fetchTimeoutMs: seconds(o.fetchTimeout, "--fetch-timeout") });

@@ -2,49 +2,12 @@
 // Both read the chain over JSON-RPC (events from the coordinator's deployment block on) and the
 // reports from the content store; `audit` prints, `dashboard` serves a page that follows new blocks.
 import type { Command } from "commander";
-import { VoidSigner, ZeroAddress } from "ethers";
 import { AuditError } from "../../lib/audit/events.js";
 import { formatHistory, formatRoundReport, historyJson, selectRound } from "../../lib/audit/format.js";
 import { AuditReader } from "../../lib/audit/history.js";
-import { connectCoordinator } from "../../lib/chain/coordinator.js";
-import { connectRpc } from "../../lib/chain/rpc.js";
-import { readDeployment } from "../../lib/config.js";
 import { StoreError, type ContentStore } from "../../lib/store/index.js";
 import { startDashboard, type DashboardConnection } from "../../web/server.js";
-import { makeContext, settingsFrom, storeConfigFor, type Context, type GlobalOptions } from "./context.js";
-
-/**
- * A Context for reading only: auditors hold no key, so the signer is a VoidSigner (which refuses
- * to sign) and no account setting is needed on any chain.
- */
-export async function openReadOnlyContext(options: GlobalOptions): Promise<Context> {
-  const settings = settingsFrom(options);
-  const provider = await connectRpc(settings.rpcUrl);
-  try {
-    const chainId = (await provider.getNetwork()).chainId;
-    const deployment = settings.coordinator ? undefined : await readDeployment(settings.home, chainId);
-    const address = settings.coordinator ?? deployment!.coordinator;
-    const coordinator = await connectCoordinator(address, provider);
-    return makeContext({
-      settings,
-      provider,
-      chainId,
-      signer: new VoidSigner(ZeroAddress, provider),
-      coordinator,
-      fromBlock: deployment?.deployBlock ?? 0,
-      storeConfig: storeConfigFor(settings, options.ipfs),
-    });
-  } catch (error) {
-    provider.destroy();
-    throw error;
-  }
-}
-
-/** Parses a task or round number (uint256 on-chain, so a bigint). */
-export function parseId(text: string, what: string): bigint {
-  if (!/^[1-9][0-9]{0,77}$/.test(String(text).trim())) throw new AuditError(`${what} must be a positive integer, got "${text}"`);
-  return BigInt(String(text).trim());
-}
+import { openContext, parseId, type Context, type GlobalOptions } from "./context.js";
 
 /** The context's store, or null with a warning when it cannot be opened: the on-chain part stands on its own. */
 async function storeOrNull(ctx: Context, warn: (line: string) => void): Promise<ContentStore | null> {
@@ -79,7 +42,7 @@ export async function runAudit(ctx: Context, o: AuditOptions, out: (text: string
 
 /** Connects the dashboard to the chain and store the global options name. */
 export async function dashboardConnection(options: GlobalOptions, warn: (line: string) => void = console.error): Promise<DashboardConnection> {
-  const ctx = await openReadOnlyContext(options);
+  const ctx = await openContext(options, { readOnly: true });
   try {
     const store = await storeOrNull(ctx, warn);
     return { chainId: ctx.chainId, coordinator: await ctx.coordinator.getAddress(), reader: readerFor(ctx, store), store, close: () => ctx.close() };
@@ -97,7 +60,7 @@ export function register(program: Command): void {
     .option("--round <n>", "one round in detail, with the report's per-participant verdicts and reasons")
     .option("--json", "machine-readable JSON (amounts as decimal strings)")
     .action(async (o: AuditOptions, cmd: Command) => {
-      const ctx = await openReadOnlyContext(cmd.optsWithGlobals());
+      const ctx = await openContext(cmd.optsWithGlobals(), { readOnly: true });
       try {
         await runAudit(ctx, o, (text) => console.log(text));
       } finally {

@@ -14,7 +14,7 @@ import { Participant, type LocalTraining } from "../../client/participant/round.
 import { progressReporter } from "../../client/train/progress.js";
 import type { OptimizerName } from "../../client/train/train.js";
 import { CommandOptionError, formatTokens, parseInteger, parseTokens } from "./task.js";
-import { withContext } from "./context.js";
+import { parseId, withContext } from "./context.js";
 
 /** The --attack forms: the behaviour syntax plus short aliases. */
 export const ATTACK_SYNTAX = "none|label-flip|sign-flip|scale:L|noise:S[:add]|alie[:Z]|ipm[:E]|zero|stale|copy|withhold|malformed[:nan|truncate|wrong-shape|bad-header]";
@@ -106,7 +106,7 @@ export function formatStatus(taskId: bigint, s: ParticipantStatus): string[] {
   return lines;
 }
 
-const taskOf = (o: { task: string }) => BigInt(parseInteger(o.task, "--task", 1, Number.MAX_SAFE_INTEGER));
+const taskOf = (o: { task: string }) => parseId(o.task, "--task");
 
 export function register(program: Command): void {
   const client = program.command("client").description("take part in a task as a participant: stake, train and submit, claim, withdraw");

@@ -3,10 +3,10 @@
 // in-process chain, so commands and the demo share one code path.
 import path from "node:path";
 import type { Command } from "commander";
-import type { Provider, Signer } from "ethers";
+import { VoidSigner, ZeroAddress, type Provider, type Signer } from "ethers";
 import { connectCoordinator, type AnchorCoordinator } from "../../lib/chain/coordinator.js";
 import { connectRpc } from "../../lib/chain/rpc.js";
-import { loadSigner, readDeployment, resolveSettings, type Settings, type SettingsOverrides } from "../../lib/config.js";
+import { ConfigError, loadSigner, readDeployment, resolveSettings, type Settings, type SettingsOverrides } from "../../lib/config.js";
 import { openContentStore, storeConfigFromEnv, type ContentStore, type StoreConfig } from "../../lib/store/index.js";
 
 export interface Context {
@@ -87,26 +87,35 @@ export function makeContext(parts: {
   };
 }
 
-/** Connects to the chain the options name, finds the deployment and the signer. */
-export async function openContext(options: GlobalOptions): Promise<Context> {
+/**
+ * Connects to the chain the options name and finds the deployment and the signer. `readOnly`
+ * commands (audit, verify, dashboard) need no key on any chain: they get a VoidSigner.
+ */
+export async function openContext(options: GlobalOptions, { readOnly = false } = {}): Promise<Context> {
   const settings = settingsFrom(options);
   const provider = await connectRpc(settings.rpcUrl);
-  const chainId = (await provider.getNetwork()).chainId;
-  const signer = await loadSigner(settings, provider, chainId);
-  let address = settings.coordinator;
-  let fromBlock = 0;
-  if (!address) {
-    const deployment = await readDeployment(settings.home, chainId);
-    address = deployment.coordinator;
-    fromBlock = deployment.deployBlock;
+  try {
+    const chainId = (await provider.getNetwork()).chainId;
+    const signer = readOnly ? new VoidSigner(ZeroAddress, provider) : await loadSigner(settings, provider, chainId);
+    const deployment = settings.coordinator ? undefined : await readDeployment(settings.home, chainId);
+    const coordinator = await connectCoordinator(settings.coordinator ?? deployment!.coordinator, signer);
+    const fromBlock = deployment?.deployBlock ?? 0;
+    return makeContext({ settings, provider, chainId, signer, coordinator, fromBlock, storeConfig: storeConfigFor(settings, options.ipfs) });
+  } catch (error) {
+    provider.destroy();
+    throw error;
   }
-  const coordinator = await connectCoordinator(address, signer);
-  return makeContext({ settings, provider, chainId, signer, coordinator, fromBlock, storeConfig: storeConfigFor(settings, options.ipfs) });
+}
+
+/** Parses a task or round number (uint256 on-chain, so a bigint). */
+export function parseId(text: string, what: string): bigint {
+  if (!/^[1-9][0-9]{0,77}$/.test(String(text).trim())) throw new ConfigError(`${what} must be a positive integer, got "${text}"`);
+  return BigInt(String(text).trim());
 }
 
 /** Runs `fn` with a Context built from the command's options, closing it afterwards. */
-export async function withContext<T>(options: GlobalOptions, fn: (ctx: Context) => Promise<T>): Promise<T> {
-  const ctx = await openContext(options);
+export async function withContext<T>(options: GlobalOptions, fn: (ctx: Context) => Promise<T>, { readOnly = false } = {}): Promise<T> {
+  const ctx = await openContext(options, { readOnly });
   try {
     return await fn(ctx);
   } finally {

@@ -10,7 +10,7 @@ import { readDeployment } from "../../lib/config.js";
 import { AnchorFLError } from "../../lib/errors.js";
 import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
 import { DemoToken__factory } from "../../types/ethers-contracts/index.js";
-import { withContext, type Context } from "./context.js";
+import { parseId, withContext, type Context } from "./context.js";
 
 export class CommandOptionError extends AnchorFLError {}
 
@@ -150,7 +150,7 @@ export function register(program: Command): void {
     .requiredOption("--amount <tokens>", "tokens to add")
     .action(async (o: { task: string; amount: string }, cmd: Command) => {
       await withContext(cmd.optsWithGlobals(), async (ctx) => {
-        const taskId = BigInt(parseInteger(o.task, "--task", 1, Number.MAX_SAFE_INTEGER));
+        const taskId = parseId(o.task, "--task");
         await requireTask(ctx.coordinator, taskId);
         await fundTask(ctx.coordinator, ctx.signer, taskId, parseTokens(o.amount));
         console.log(`funded task ${taskId} with ${o.amount} tokens`);
@@ -162,7 +162,7 @@ export function register(program: Command): void {
     .requiredOption("--task <id>", "task id")
     .action(async (o: { task: string }, cmd: Command) => {
       await withContext(cmd.optsWithGlobals(), async (ctx) => {
-        const taskId = BigInt(parseInteger(o.task, "--task", 1, Number.MAX_SAFE_INTEGER));
+        const taskId = parseId(o.task, "--task");
         await requireTask(ctx.coordinator, taskId);
         console.log(`round ${await openRound(ctx.coordinator, taskId)} of task ${taskId} is open for commits`);
       });
@@ -173,7 +173,7 @@ export function register(program: Command): void {
     .requiredOption("--task <id>", "task id")
     .action(async (o: { task: string }, cmd: Command) => {
       await withContext(cmd.optsWithGlobals(), async (ctx) => {
-        const taskId = BigInt(parseInteger(o.task, "--task", 1, Number.MAX_SAFE_INTEGER));
+        const taskId = parseId(o.task, "--task");
         await requireTask(ctx.coordinator, taskId);
         const [config, info] = await Promise.all([ctx.coordinator.taskConfig(taskId), ctx.coordinator.taskInfo(taskId)]);
         console.log(`task ${taskId}: owner ${info.owner}, escrow ${formatTokens(info.rewardEscrow)} tokens, global model ${info.globalModelDigest}`);
