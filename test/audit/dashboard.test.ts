@@ -2,7 +2,7 @@
 // (scenario.ts: 4 finalized rounds with an outlier and a withheld reveal, a failed round, an open
 // one). The page must show the right rounds, the slashed participants with their reasons, the
 // accuracy curve from the reports, follow new blocks, serve files only after verifying them, and
-// say clearly when the chain or the deployment is missing. Saves docs/dashboard.png.
+// say clearly when the chain or the deployment is missing. Takes a screenshot (see SCREENSHOT).
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
@@ -23,7 +23,8 @@ import { runScenario, type ScenarioWorld } from "./scenario.js";
 
 // Debian's chromium by default; CHROMIUM_PATH points elsewhere (e.g. chromium-browser).
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SCREENSHOT = path.join(import.meta.dirname, "..", "..", "docs", "dashboard.png");
+// The screenshot goes to a temp file; ANCHORFL_SCREENSHOT=docs/dashboard.png refreshes the README's picture.
+const SCREENSHOT = process.env.ANCHORFL_SCREENSHOT ?? path.join(tmpdir(), `anchorfl-dashboard-${process.pid}.png`);
 const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",
