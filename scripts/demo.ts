@@ -9,7 +9,7 @@ import path from "node:path";
 import { Command } from "commander";
 import { formatUnits, type Signer } from "ethers";
 import { network } from "hardhat";
-import { parseBehaviour, formatBehaviour, type Behaviour } from "../client/attacks/behaviours.js";
+import { formatBehaviour, type Behaviour } from "../client/attacks/behaviours.js";
 import { loadIdxDataset } from "../client/data/idx.js";
 import { loadMnist, splitTrainTest } from "../client/data/mnist.js";
 import { evaluate } from "../client/train/train.js";
@@ -28,6 +28,7 @@ import { AnchorFLError } from "../lib/errors.js";
 import { openRound } from "../lib/protocol/task.js";
 import { openContentStore } from "../lib/store/index.js";
 import { makeContext, type Context } from "./commands/context.js";
+import { ATTACK_SYNTAX, parseAttack } from "./commands/client.js";
 import { createTaskFromOptions, formatTokens, parseInteger, parseTokens } from "./commands/task.js";
 import { deployAnchorFL } from "./deploy.js";
 
@@ -52,7 +53,7 @@ const options = new Command("demo")
   .option("--clients <n>", "participants (at most 17: Hardhat's funded accounts)", "8")
   .option("--rounds <n>", "training rounds", "5")
   .option("--malicious <n>", "how many of the clients attack (the last ones)", "2")
-  .option("--attack <list>", "comma-separated behaviours cycled over the malicious clients (see `client run --help`)", "sign-flip,scale:10")
+  .option("--attack <list>", `comma-separated behaviours cycled over the malicious clients: ${ATTACK_SYNTAX}`, "sign-flip,scale:10")
   .option("--rule <name>", "aggregation rule (see `aggregate --help`)", "default")
   .option("--model <name>", "mlp or cnn", "mlp")
   .option("--partition <spec>", "iid, dirichlet:ALPHA, shards:K or quantity:ALPHA", "iid")
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
   const malicious = parseInteger(options.malicious, "--malicious", 0, clients);
   const seed = parseInteger(options.seed, "--seed", 0, 2 ** 31);
   const epochs = parseInteger(options.epochs, "--epochs", 1, 100);
-  const attacks = options.attack.split(",").map((a) => parseBehaviour(a.trim()));
+  const attacks = options.attack.split(",").map((a) => parseAttack(a));
   const partitionSpec = parsePartitionSpec(options.partition);
   const home = path.resolve(options.home);
   await rm(home, { recursive: true, force: true });
