@@ -4,6 +4,7 @@
 import { expect } from "chai";
 import { closestToMedianMean, coordinateMedian, coordinateTrimmedMean, pairwiseSquaredDistances } from "../../lib/aggregation/index.js";
 import { seededRandom } from "./fixtures.js";
+import { expectClose } from "../helpers/close.js";
 
 function randomRows(n: number, d: number, seed: number, distinctValues?: number): Float32Array[] {
   const random = seededRandom(seed);
@@ -31,7 +32,7 @@ describe("aggregation kernels against sort-based references", () => {
           trims.forEach((t, q) => {
             let sum = 0;
             for (let i = t; i < n - t; i++) sum += c[i];
-            expect(trimmed[q][k], `trim ${t} at ${k}`).to.be.closeTo(sum / (n - 2 * t), 1e-6);
+            expectClose(trimmed[q][k], sum / (n - 2 * t), 1e-6, `trim ${t} at ${k}`);
           });
         }
       });
@@ -44,7 +45,7 @@ describe("aggregation kernels against sort-based references", () => {
     const one = closestToMedianMean(rows, D, 1);
     for (let k = 0; k < D; k++) {
       const c = sortedColumn(rows, k);
-      expect(all[k]).to.be.closeTo(c.reduce((a, b) => a + b, 0) / 41, 1e-6);
+      expectClose(all[k], c.reduce((a, b) => a + b, 0) / 41, 1e-6);
       expect(one[k]).to.equal(Math.fround(c[20]));
     }
   });
@@ -58,7 +59,7 @@ describe("aggregation kernels against sort-based references", () => {
       for (let j = 0; j < 5; j++) {
         let s = 0;
         for (let k = 0; k < d; k++) s += (rows[i][k] - rows[j][k]) ** 2;
-        expect(dist[i * 5 + j]).to.be.closeTo(s, s * 1e-12);
+        expectClose(dist[i * 5 + j], s, s * 1e-12);
         expect(dist[i * 5 + j]).to.equal(dist[j * 5 + i]);
       }
     }

@@ -13,6 +13,7 @@ import {
   trimmedMean,
 } from "../../lib/aggregation/index.js";
 import { honestUpdates, sha256 } from "./fixtures.js";
+import { expectClose } from "../helpers/close.js";
 
 describe("aggregation registry", () => {
   const updates = honestUpdates(7, 50, 4);
@@ -63,7 +64,7 @@ describe("aggregation registry", () => {
   it("steps a server optimiser from parsed parameters", () => {
     const opt = getServerOptimiser("fedadam");
     const step = opt.step(Float32Array.of(1), undefined, parseParams(opt, { lr: "0.1", biasCorrection: "true" }));
-    expect(step.delta[0]).to.be.closeTo(0.1, 1e-6);
+    expectClose(step.delta[0], 0.1, 1e-6);
     expect(step.state.v).to.be.instanceOf(Float32Array);
   });
 });

@@ -13,6 +13,7 @@ import {
   type AggregationResult,
 } from "../../lib/aggregation/index.js";
 import { address, update } from "./fixtures.js";
+import { expectClose } from "../helpers/close.js";
 
 const values = (r: AggregationResult) => Array.from(r.aggregate);
 const scores = (r: AggregationResult) => r.participants.map((p) => p.score);
@@ -25,8 +26,8 @@ describe("aggregation rules on hand-computed cases", () => {
     expect(r.participants.map((p) => p.id)).to.deep.equal([address(0), address(1)]);
     expect(r.participants.map((p) => p.weight)).to.deep.equal([0.25, 0.75]);
     // score = distance to the aggregate: |[1,2]-[2.5,5]| = sqrt(2.25 + 9), |[3,6]-[2.5,5]| = sqrt(0.25 + 1)
-    expect(scores(r)[0]).to.be.closeTo(Math.sqrt(11.25), 1e-12);
-    expect(scores(r)[1]).to.be.closeTo(Math.sqrt(1.25), 1e-12);
+    expectClose(scores(r)[0], Math.sqrt(11.25), 1e-12);
+    expectClose(scores(r)[1], Math.sqrt(1.25), 1e-12);
     expect(r.details.totalSamples).to.equal(4);
   });
 
@@ -35,9 +36,9 @@ describe("aggregation rules on hand-computed cases", () => {
     // aggregate = [1, 4/3]; the second update points the other way
     const [a, b] = r.participants;
     expect(a.norm).to.equal(5);
-    expect(a.cosine).to.be.closeTo(1, 1e-6);
-    expect(b.cosine).to.be.closeTo(-1, 1e-6);
-    expect(b.distance).to.be.closeTo(Math.hypot(4, 4 + 4 / 3), 1e-5);
+    expectClose(a.cosine, 1, 1e-6);
+    expectClose(b.cosine, -1, 1e-6);
+    expectClose(b.distance, Math.hypot(4, 4 + 4 / 3), 1e-5);
   });
 
   it("median: middle value per coordinate, the mean of the two middle ones for even n", () => {
@@ -90,7 +91,7 @@ describe("aggregation rules on hand-computed cases", () => {
 
   it("geometric median of collinear points is their 1-D median, of a square's corners its centre", () => {
     const line = geometricMedian([update(0, [0]), update(1, [1]), update(2, [10])], { maxIterations: 2000, tolerance: 1e-12, nu: 1e-9 });
-    expect(values(line)[0]).to.be.closeTo(1, 1e-3);
+    expectClose(values(line)[0], 1, 1e-3);
     expect(line.details.iterations).to.be.greaterThan(1);
     const square = geometricMedian([update(0, [0, 0]), update(1, [2, 0]), update(2, [0, 2]), update(3, [2, 2])]);
     expect(values(square)).to.deep.equal([1, 1]);
@@ -116,7 +117,7 @@ describe("aggregation rules on hand-computed cases", () => {
     expect(scores(r)[0]).to.equal(0);
     expect(scores(r)[1]).to.equal(1);
     expect(scores(r)[2]).to.equal(1);
-    expect(scores(r)[3]).to.be.closeTo(1 - t, 1e-12);
+    expectClose(scores(r)[3], 1 - t, 1e-12);
     expect(r.selected).to.deep.equal([address(0), address(3)]);
   });
 

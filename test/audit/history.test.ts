@@ -12,7 +12,7 @@ import { AuditError } from "../../lib/audit/events.js";
 import { alignColumns, formatHistory, formatRoundReport, historyJson, printable } from "../../lib/audit/format.js";
 import { AuditReader, loadReport, timeline, type TaskHistory } from "../../lib/audit/history.js";
 import { connectCoordinator, CoordinatorError, phaseName } from "../../lib/chain/coordinator.js";
-import { resolveSettings } from "../../lib/config.js";
+import { ConfigError, resolveSettings } from "../../lib/config.js";
 import { sha256Digest } from "../../lib/digest.js";
 import { encodeReport } from "../../lib/protocol/report.js";
 import { cidFromChain, EmbeddedStore, ZERO_ROOT } from "../../lib/store/index.js";
@@ -295,7 +295,7 @@ describe("audit: a task's history from on-chain events", function () {
     expect(unknown.message).to.include("task 5 does not exist");
     for (const bad of ["0", "-1", "1.5", "abc", ""]) {
       const error = await runAudit(ctx, { task: bad }, () => undefined).catch((e) => e);
-      expect(error, bad).to.be.instanceOf(AuditError);
+      expect(error, bad).to.be.instanceOf(ConfigError);
       expect(error.message).to.include("--task must be a positive integer");
     }
     expect(formatHistory(history)).to.be.a("string");

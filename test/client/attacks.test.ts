@@ -31,6 +31,7 @@ import { encodeUpdate, decodeUpdate } from "../../lib/codec/update-file.js";
 import { SafetensorsError } from "../../lib/codec/safetensors.js";
 import { Random } from "../../lib/random.js";
 import { flatten, unflatten, type Tensor } from "../../lib/tensors.js";
+import { expectClose } from "../helpers/close.js";
 
 const SHAPES = [
   { name: "dense1/bias", shape: [16] },
@@ -74,31 +75,31 @@ describe("Byzantine behaviours", () => {
   });
 
   it("sign flip has cosine -1 with the honest delta; scaling multiplies the norm by lambda", () => {
-    expect(cosine(craftUpdate(parseBehaviour("sign-flip"), ctx(own)), own)).to.be.closeTo(-1, 1e-12);
+    expectClose(cosine(craftUpdate(parseBehaviour("sign-flip"), ctx(own)), own), -1, 1e-12);
     const scaled = craftUpdate(parseBehaviour("scale:-10"), ctx(own));
-    expect(cosine(scaled, own)).to.be.closeTo(-1, 1e-12);
-    expect(Math.hypot(...flatten(scaled))).to.be.closeTo(10 * Math.hypot(...flatten(own)), 1e-3);
+    expectClose(cosine(scaled, own), -1, 1e-12);
+    expectClose(Math.hypot(...flatten(scaled)), 10 * Math.hypot(...flatten(own)), 1e-3);
     expect(signFlip(signFlip(own))).to.deep.equal(own);
   });
 
   it("Gaussian noise replaces (or is added to) the update with the requested sigma, seeded", () => {
     const replaced = flatten(craftUpdate(parseBehaviour("gaussian:2"), ctx(own)));
     const std = Math.sqrt(dot(replaced, replaced) / replaced.length);
-    expect(std).to.be.closeTo(2, 0.25);
+    expectClose(std, 2, 0.25);
     expect(Math.abs(cosine(craftUpdate(parseBehaviour("gaussian:2"), ctx(own)), own))).to.be.below(0.15);
     const added = flatten(craftUpdate(parseBehaviour("gaussian:0.1:add"), ctx(own)));
     const base = flatten(own);
     const noise = added.map((v, i) => v - base[i]);
-    expect(Math.sqrt(dot(noise, noise) / noise.length)).to.be.closeTo(0.1, 0.015);
+    expectClose(Math.sqrt(dot(noise, noise) / noise.length), 0.1, 0.015);
     expect(craftUpdate(parseBehaviour("gaussian:2"), ctx(own))).to.deep.equal(craftUpdate(parseBehaviour("gaussian:2"), ctx(own)));
   });
 
   it("ALIE: z from Baruch et al.'s formula, and mean - z·std stays inside the honest range per coordinate", () => {
     // n = 50, f = 12 (the paper's setting): s = 26 - 12 = 14, z = Φ⁻¹(36/50) ≈ 0.583
-    expect(alieZ(50, 12)).to.be.closeTo(0.5828, 1e-3);
-    expect(alieZ(20, 4)).to.be.closeTo(normalQuantile(13 / 20), 1e-12);
-    expect(normalQuantile(0.975)).to.be.closeTo(1.959964, 1e-6);
-    expect(normalQuantile(0.001)).to.be.closeTo(-3.090232, 1e-6);
+    expectClose(alieZ(50, 12), 0.5828, 1e-3);
+    expectClose(alieZ(20, 4), normalQuantile(13 / 20), 1e-12);
+    expectClose(normalQuantile(0.975), 1.959964, 1e-6);
+    expectClose(normalQuantile(0.001), -3.090232, 1e-6);
     expect(() => alieZ(10, 6)).to.throw(AttackArgumentError, "majority");
 
     const attack = flatten(craftUpdate(parseBehaviour("alie"), ctx(own, { honestUpdates: honest, participants: 24, byzantine: 4 })));
@@ -108,7 +109,7 @@ describe("Byzantine behaviours", () => {
     attack.forEach((v, j) => {
       const values = columns.map((c) => c[j]);
       expect(v).to.be.within(Math.min(...values), Math.max(...values));
-      expect(v).to.be.closeTo(mean[j] - z * std[j], 1e-5);
+      expectClose(v, mean[j] - z * std[j], 1e-5);
     });
     // it points almost along the honest mean (that is why it evades distance-based defences)
     expect(cosine(littleIsEnough(honest, z), unflatten(Float32Array.from(mean), SHAPES))).to.be.above(0.9);
@@ -120,7 +121,7 @@ describe("Byzantine behaviours", () => {
     const attack = flatten(innerProductManipulation(honest, 0.5));
     const { mean } = coordinateStats(honest);
     expect(dot(attack, mean)).to.be.below(0);
-    attack.forEach((v, j) => expect(v).to.be.closeTo(-0.5 * mean[j], 1e-6));
+    attack.forEach((v, j) => expectClose(v, -0.5 * mean[j], 1e-6));
     expect(craftUpdate(parseBehaviour("ipm:0.5"), ctx(own, { honestUpdates: honest }))).to.deep.equal(innerProductManipulation(honest, 0.5));
   });
 
@@ -200,7 +201,7 @@ describe("Byzantine behaviours", () => {
       expect(await accuracyOf(flipped.update)).to.be.below(0.1);
       expect(flipped.numSamples).to.equal(400);
       const signFlipped = await trainAs(parseBehaviour("sign-flip"), options, { seed: 1 });
-      expect(cosine(signFlipped.update, honestRun.update)).to.be.closeTo(-1, 1e-9);
+      expectClose(cosine(signFlipped.update, honestRun.update), -1, 1e-9);
     });
 
     it("free riders skip training but claim their shard's size", async () => {

@@ -7,6 +7,7 @@ import { gzipSync } from "node:zlib";
 import { classCounts, DatasetError, subset } from "../../client/data/dataset.js";
 import { IdxFormatError, loadIdxDataset, parseIdx, readIdx } from "../../client/data/idx.js";
 import { loadMnist, loadMnistDigits, splitTrainTest } from "../../client/data/mnist.js";
+import { expectClose } from "../helpers/close.js";
 
 /** IDX bytes: magic, type 0x08, dims, data. */
 function idx(dims: number[], data: number[]): Uint8Array {
@@ -75,7 +76,7 @@ describe("client data", () => {
       expect([ds.n, ds.height, ds.width]).to.deep.equal([2, 2, 3]);
       expect(Array.from(ds.labels)).to.deep.equal([7, 3]);
       expect(ds.images[1]).to.equal(1);
-      expect(ds.images[2]).to.be.closeTo(0.2, 1e-7);
+      expectClose(ds.images[2], 0.2, 1e-7);
     });
 
     it("refuses bad magic, types, lengths and label counts, naming the file", async () => {

@@ -12,6 +12,7 @@ import {
   shardPartition,
   type Partition,
 } from "../../client/data/partition.js";
+import { expectClose } from "../helpers/close.js";
 
 /** Every index at most once, all within range. */
 function expectDisjoint(p: Partition, n: number): void {
@@ -50,7 +51,7 @@ describe("partitioners", () => {
     for (const part of p) {
       expect(part.length).to.be.within(899, 901);
       const global = classCounts(labels, 10);
-      clientCounts(labels, part).forEach((c, k) => expect(c / part.length).to.be.closeTo(global[k] / labels.length, 0.035));
+      clientCounts(labels, part).forEach((c, k) => expectClose(c / part.length, global[k] / labels.length, 0.035));
     }
   });
 

@@ -10,6 +10,7 @@ import { clipToNorm, gaussianEpsilon, l2Norm, PrivacyArgumentError, secureNormal
 import { progressReporter, type TrainProgress } from "../../client/train/progress.js";
 import { evaluate, trainLocal, TrainingArgumentError, type TrainOptions } from "../../client/train/train.js";
 import { flatten, type Tensor } from "../../lib/tensors.js";
+import { expectClose } from "../helpers/close.js";
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 const apply = (weights: readonly Tensor[], delta: readonly Tensor[]): Tensor[] =>
@@ -86,7 +87,7 @@ describe("local training", function () {
     const raw = await trainLocal(few);
     const clipNorm = l2Norm(raw.delta) / 4;
     const clipped = await trainLocal({ ...few, clipNorm });
-    expect(l2Norm(clipped.delta)).to.be.closeTo(clipNorm, clipNorm * 1e-5);
+    expectClose(l2Norm(clipped.delta), clipNorm, clipNorm * 1e-5);
     expect(bytes(clipped.delta).equals(bytes(clipToNorm(raw.delta, clipNorm)))).to.equal(true);
 
     const z = 0.01;
@@ -94,13 +95,13 @@ describe("local training", function () {
     const clippedFlat = flatten(clipped.delta);
     const noise = flatten(noisy.delta).map((v, i) => v - clippedFlat[i]);
     const std = Math.sqrt(noise.reduce((s, v) => s + v * v, 0) / noise.length);
-    expect(std).to.be.closeTo(z * clipNorm, 0.02 * z * clipNorm);
+    expectClose(std, z * clipNorm, 0.02 * z * clipNorm);
     expect(noisy.privacy).to.deep.equal({ epsilon: Math.sqrt(2 * Math.log(1.25 / 1e-5)) / z, delta: 1e-5 });
     // without a noise seed the noise comes from the OS: two runs differ
     const one = await trainLocal({ ...few, clipNorm, dpNoiseMultiplier: 5, dpDelta: 1e-6 });
     const two = await trainLocal({ ...few, clipNorm, dpNoiseMultiplier: 5, dpDelta: 1e-6 });
     expect(bytes(one.delta).equals(bytes(two.delta))).to.equal(false);
-    expect(one.privacy!.epsilon).to.be.closeTo(1.0597, 1e-4); // sqrt(2 ln 1.25e6) / 5
+    expectClose(one.privacy!.epsilon, 1.0597, 1e-4); // sqrt(2 ln 1.25e6) / 5
   });
 
   it("draws DP noise from a standard normal (OS randomness) and leaves updates inside the clip norm alone", () => {
@@ -108,9 +109,9 @@ describe("local training", function () {
     const draws = Array.from({ length: 50000 }, normal);
     const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
     const variance = draws.reduce((a, b) => a + (b - mean) ** 2, 0) / draws.length;
-    expect(mean).to.be.closeTo(0, 0.02);
-    expect(variance).to.be.closeTo(1, 0.03);
-    expect(draws.filter((d) => Math.abs(d) > 1.96).length / draws.length).to.be.closeTo(0.05, 0.005);
+    expectClose(mean, 0, 0.02);
+    expectClose(variance, 1, 0.03);
+    expectClose(draws.filter((d) => Math.abs(d) > 1.96).length / draws.length, 0.05, 0.005);
     const small: Tensor[] = [{ name: "w", shape: [2], data: Float32Array.of(0.3, 0.4) }];
     expect(clipToNorm(small, 1)).to.deep.equal(small);
     expect(Array.from(clipToNorm(small, 0.25)[0].data)).to.deep.equal([Math.fround(0.15), Math.fround(0.2)]);
