@@ -23,18 +23,21 @@ export interface BackendInfo {
 
 type Log = (line: string) => void;
 
-let tfjsNode: Promise<boolean> | undefined;
+// undefined once loaded, else why it could not load.
+let tfjsNode: Promise<string | undefined> | undefined;
 
-/** Tries `@tensorflow/tfjs-node` once per process; it registers the "tensorflow" backend when its binding loads. */
-function loadTfjsNode(log: Log): Promise<boolean> {
+/**
+ * Tries `@tensorflow/tfjs-node` once per process (it registers the "tensorflow" backend when its
+ * binding loads); every caller that falls back past it hears why.
+ */
+async function loadTfjsNode(log: Log): Promise<boolean> {
   tfjsNode ??= import("@tensorflow/tfjs-node").then(
-    () => true,
-    (e: Error) => {
-      log(`backend: @tensorflow/tfjs-node not usable (${e.message.split("\n")[0]})`);
-      return false;
-    },
+    () => undefined,
+    (e: Error) => e.message.split("\n")[0],
   );
-  return tfjsNode;
+  const failure = await tfjsNode;
+  if (failure !== undefined) log(`backend: @tensorflow/tfjs-node not usable (${failure})`);
+  return failure === undefined;
 }
 
 type KernelArgs = Parameters<tf.KernelFunc>[0];
