@@ -167,14 +167,24 @@ function literature(acc: (rule: string, attack: string) => number | undefined): 
     const a = acc(rule, attack);
     return a === undefined ? "n/a" : pct(a);
   };
-  const drop = (rule: string, attack: string) => {
+  const loss = (rule: string, attack: string) => {
     const a = acc(rule, attack);
     const clean = acc(rule, "none");
-    return a === undefined || clean === undefined ? "n/a" : `${(100 * (clean - a)).toFixed(1)} points`;
+    return a === undefined || clean === undefined ? undefined : clean - a;
   };
+  const drop = (rule: string, attack: string) => {
+    const d = loss(rule, attack);
+    return d === undefined ? "n/a" : `${(100 * d).toFixed(1)} points`;
+  };
+  const subtle = ["multi-krum", "bulyan", "geometric-median", "median"].flatMap((r) => ["alie", "ipm:0.5"].map((a) => loss(r, a) ?? 0));
+  // One test digit is 0.1 point: below 2 points a single seed cannot tell an attack from noise.
+  const verdict =
+    Math.max(...subtle) < 0.02
+      ? "Every one of these losses is under 2 points, within the noise of one seed on 1,000 test digits: this run does not reproduce the papers' degradation, which they measure over many more rounds on converged models."
+      : "The largest of these losses are beyond the noise of one seed on 1,000 test digits, in the direction the papers report.";
   return [
     `Blanchard et al. (2017, Krum) and Yin et al. (2018, median and trimmed mean) show the mean collapsing under a single arbitrary update while the robust rules keep their accuracy. Here FedAvg goes from ${at("fedavg", "none")} without attack to ${at("fedavg", "sign-flip")} under sign flip and ${at("fedavg", "scale:10")} under x10 scaling, while the median holds ${at("median", "sign-flip")} / ${at("median", "scale:10")} and multi-krum ${at("multi-krum", "sign-flip")} / ${at("multi-krum", "scale:10")}.`,
-    `Baruch et al. (2019, "A little is enough") and Xie et al. (2020, inner-product manipulation) show that small, coordinated shifts inside the honest spread get through distance-based rules. Here ALIE costs multi-krum ${drop("multi-krum", "alie")} and geometric median ${drop("geometric-median", "alie")}; IPM (epsilon 0.5) costs multi-krum ${drop("multi-krum", "ipm:0.5")}, bulyan ${drop("bulyan", "ipm:0.5")} and the median ${drop("median", "ipm:0.5")}.`,
+    `Baruch et al. (2019, "A little is enough") and Xie et al. (2020, inner-product manipulation) show that small, coordinated shifts inside the honest spread get through distance-based rules. Here ALIE costs multi-krum ${drop("multi-krum", "alie")} and geometric median ${drop("geometric-median", "alie")}; IPM (epsilon 0.5) costs multi-krum ${drop("multi-krum", "ipm:0.5")}, bulyan ${drop("bulyan", "ipm:0.5")} and the median ${drop("median", "ipm:0.5")}. ${verdict}`,
     "Where our setting differs: a small MLP (101,770 parameters) rather than the papers' CNNs and ResNets, 1,000 test digits (one digit is 0.1 point, so differences under about 2 points are within seed noise), few rounds from a random start (the papers compare converged models, so our absolute accuracies are lower and an attack's damage compounds over fewer steps), all colluders submitting the same crafted vector (ALIE's identical copies are also caught by the policy's near-copy test, which the papers' aggregators do not have), and one seed per cell.",
   ].join("\n\n");
 }
