@@ -121,7 +121,9 @@ describe("safetensors decoder under hostile input", function () {
   });
 
   it("never allocated more than a few MiB for any of the inputs above", () => {
-    expect(peakArrayBuffers - baseline).to.be.lessThan(16 * 1024 * 1024);
+    // arrayBuffers is process-wide: in the full suite, buffers other tests left for the garbage
+    // collector count too. A decoder that trusted one hostile length would ask for gigabytes.
+    expect(peakArrayBuffers - baseline).to.be.lessThan(64 * 1024 * 1024);
   });
 
   it("rejects huge claimed shapes and offsets without trying to allocate them", () => {
