@@ -2,7 +2,7 @@
 // each participant pulls its own amount with a proof. Pure and deterministic, so `verify`
 // rebuilds the same root from the same verdicts.
 import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
-import { getAddress } from "ethers";
+import { getAddress, ZeroHash } from "ethers";
 import { AnchorFLError } from "./errors.js";
 
 export class RewardsError extends AnchorFLError {}
@@ -53,14 +53,12 @@ export interface RewardsTree {
   dump(): unknown;
 }
 
-export const ZERO_ROOT = `0x${"0".repeat(64)}` as const;
-
 /** Builds the OpenZeppelin StandardMerkleTree over (account, amount) leaves. */
 export function buildRewardsTree(allocations: readonly RewardAllocation[]): RewardsTree {
   const total = allocations.reduce((sum, a) => sum + a.amount, 0n);
   if (allocations.length === 0) {
     return {
-      root: ZERO_ROOT,
+      root: ZeroHash as `0x${string}`,
       total,
       allocations,
       proof: (account) => {
