@@ -19,6 +19,7 @@ import type { Dataset } from "../client/data/dataset.js";
 import { initBackend } from "../client/model/backend.js";
 import { claimAll, join } from "../client/participant/account.js";
 import { Participant, type RoundOutcome } from "../client/participant/round.js";
+import { DEFAULT_RULE } from "../lib/aggregator/round.js";
 import { aggregateOnce, type RoundSummary } from "../lib/aggregator/service.js";
 import { formatHistory, historyJson } from "../lib/audit/format.js";
 import { AuditReader } from "../lib/audit/history.js";
@@ -54,10 +55,10 @@ const options = new Command("demo")
   .option("--rounds <n>", "training rounds", "5")
   .option("--malicious <n>", "how many of the clients attack (the last ones)", "2")
   .option("--attack <list>", `comma-separated behaviours cycled over the malicious clients: ${ATTACK_SYNTAX}`, "sign-flip,scale:10")
-  .option("--rule <name>", "aggregation rule (see `aggregate --help`)", "default")
+  .option("--rule <name>", "aggregation rule (see `aggregate --help`)", DEFAULT_RULE)
   .option("--model <name>", "mlp or cnn", "mlp")
   .option("--partition <spec>", "iid, dirichlet:ALPHA, shards:K or quantity:ALPHA", "iid")
-  .option("--seed <n>", "seed of the data split, partition and training", "1")
+  .option("--seed <n>", "seed of the partition, the genesis model and the training", "1")
   .option("--epochs <n>", "local epochs per round", "1")
   .option("--data-path <file>", "IDX images file (plain or .gz) instead of the bundled MNIST digits")
   .option("--labels-path <file>", "IDX labels file matching --data-path")
@@ -229,7 +230,7 @@ async function main(): Promise<void> {
       if (state.phase === "Reveal") await networkHelpers.time.increaseTo(state.revealEnd);
     }
     const summary: RoundSummary = await aggregateOnce(aggregatorCtx, taskId, {
-      rule: options.rule === "default" ? undefined : options.rule,
+      rule: options.rule,
       evaluation: options.dataPath ? undefined : "mnist-test",
       pollMs: 50,
       log: process.env.DEMO_DEBUG ? (l) => console.log(`  [agg] ${l}`) : () => {},
