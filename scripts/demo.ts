@@ -288,6 +288,7 @@ async function main(): Promise<void> {
   say(`token balances after claims: ${balances.map(([p, b]) => `#${p.index} ${formatUnits(b, 18).replace(/\.0$/, "")}`).join(", ")}`);
   say(`audit trail: ${textFile} (and .json); every line of it comes from on-chain events, reports from ${store.description}`);
   if (options.network === "default") say("the in-process chain ends with this process; run `npm run node` and `npm run demo -- --network localhost` to keep it for `anchorfl audit` and the dashboard");
+  else say(`look at it live: npm run anchorfl -- --home ${path.relative(process.cwd(), home) || "."} audit --task ${taskId}   (or: … dashboard)`);
   say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   await store.close();
   await connection.close();
