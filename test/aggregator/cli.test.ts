@@ -6,7 +6,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { Command } from "commander";
 import { JsonRpcProvider } from "ethers";
 import { RuleParameterError } from "../../lib/aggregation/index.js";
 import { VerifyError } from "../../lib/aggregator/verify.js";
@@ -15,11 +14,9 @@ import { AggregatorError } from "../../lib/aggregator/service.js";
 import { decodeUpdate } from "../../lib/codec/update-file.js";
 import { localAccount, writeDeployment } from "../../lib/config.js";
 import { sha256Digest } from "../../lib/digest.js";
-import { register as registerAggregate } from "../../scripts/commands/aggregate.js";
-import { register as registerClient } from "../../scripts/commands/client.js";
-import { addGlobalOptions } from "../../scripts/commands/context.js";
-import { register as registerTask, CommandOptionError } from "../../scripts/commands/task.js";
+import { CommandOptionError } from "../../scripts/commands/task.js";
 import { AnchorCoordinator__factory, DemoToken__factory } from "../../types/ethers-contracts/index.js";
+import { runCli } from "../helpers/cli.js";
 import { startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 import { PARTICIPANTS, baseBytes, roundInputs } from "./round-fixture.js";
 
@@ -29,22 +26,7 @@ describe("aggregator CLI against a hardhat node", function () {
   let home: string;
   let coordinatorAddress: string;
 
-  /** Runs one `anchorfl …` command line in-process (a fresh program each time, as a new process would have). */
-  async function cli(...args: string[]): Promise<string> {
-    const program = addGlobalOptions(new Command("anchorfl")).exitOverride();
-    registerTask(program);
-    registerClient(program);
-    registerAggregate(program);
-    const out: string[] = [];
-    const original = console.log;
-    console.log = (...parts: unknown[]) => out.push(parts.join(" "));
-    try {
-      await program.parseAsync(["--rpc", node.url, "--home", home, ...args], { from: "user" });
-    } finally {
-      console.log = original;
-    }
-    return out.join("\n");
-  }
+  const cli = (...args: string[]) => runCli(["--rpc", node.url, "--home", home], args);
 
   async function cliError(...args: string[]): Promise<Error> {
     return cli(...args).then(

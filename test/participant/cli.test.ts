@@ -7,7 +7,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { Command } from "commander";
 import { JsonRpcProvider } from "ethers";
 import { RoundNotOpenError, StakeTokenError } from "../../client/participant/errors.js";
 import { journalPath, readJournal } from "../../client/participant/journal.js";
@@ -15,10 +14,10 @@ import { CoordinatorError, readReveals } from "../../lib/chain/coordinator.js";
 import { RpcUnavailableError } from "../../lib/chain/rpc.js";
 import { localAccount, writeDeployment } from "../../lib/config.js";
 import { AnchorFLError } from "../../lib/errors.js";
-import { register as registerClient, parseAttack } from "../../scripts/commands/client.js";
-import { addGlobalOptions } from "../../scripts/commands/context.js";
-import { register as registerTask, CommandOptionError } from "../../scripts/commands/task.js";
+import { parseAttack } from "../../scripts/commands/client.js";
+import { CommandOptionError } from "../../scripts/commands/task.js";
 import { AnchorCoordinator__factory, DemoToken__factory } from "../../types/ethers-contracts/index.js";
+import { runCli } from "../helpers/cli.js";
 import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 
 const ENTRY = path.join(import.meta.dirname, "..", "..", "scripts", "anchorfl.ts");
@@ -57,21 +56,7 @@ describe("participant CLI against a hardhat node", function () {
   let home: string;
   let coordinatorAddress: string;
 
-  /** Runs one `anchorfl …` command line in-process (a fresh program each time, as a new process would have). */
-  async function cli(...args: string[]): Promise<string> {
-    const program = addGlobalOptions(new Command("anchorfl")).exitOverride();
-    registerTask(program);
-    registerClient(program);
-    const out: string[] = [];
-    const original = console.log;
-    console.log = (...parts: unknown[]) => out.push(parts.join(" "));
-    try {
-      await program.parseAsync(["--rpc", node.url, "--home", home, ...args], { from: "user" });
-    } finally {
-      console.log = original;
-    }
-    return out.join("\n");
-  }
+  const cli = (...args: string[]) => runCli(["--rpc", node.url, "--home", home], args);
 
   const spawnClient = (args: string[]) => {
     const p = spawnClientProcess(["--rpc", node.url, "--home", home, ...args]);
