@@ -6,17 +6,15 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { JsonRpcProvider } from "ethers";
 import { RuleParameterError } from "../../lib/aggregation/index.js";
 import { VerifyError } from "../../lib/aggregator/verify.js";
 import { PolicyParameterError } from "../../lib/aggregator/policy.js";
 import { AggregatorError } from "../../lib/aggregator/service.js";
 import { decodeUpdate } from "../../lib/codec/update-file.js";
-import { localAccount, writeDeployment } from "../../lib/config.js";
+import { localAccount } from "../../lib/config.js";
 import { sha256Digest } from "../../lib/digest.js";
 import { CommandOptionError } from "../../scripts/commands/task.js";
-import { AnchorCoordinator__factory, DemoToken__factory } from "../../types/ethers-contracts/index.js";
-import { runCli } from "../helpers/cli.js";
+import { deployToNode, runCli, runCliError } from "../helpers/cli.js";
 import { startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 import { PARTICIPANTS, baseBytes, roundInputs } from "./round-fixture.js";
 
@@ -24,28 +22,14 @@ describe("aggregator CLI against a hardhat node", function () {
   this.timeout(180_000);
   let node: RunningNode;
   let home: string;
-  let coordinatorAddress: string;
 
   const cli = (...args: string[]) => runCli(["--rpc", node.url, "--home", home], args);
 
-  async function cliError(...args: string[]): Promise<Error> {
-    return cli(...args).then(
-      (out) => expect.fail(`expected ${args.join(" ")} to fail, it printed:\n${out}`),
-      (e: unknown) => e as Error,
-    );
-  }
+  const cliError = (...args: string[]) => runCliError(cli, ...args);
 
   before(async () => {
     [node, home] = await Promise.all([startHardhatNode(), mkdtemp(path.join(tmpdir(), "anchorfl-aggregate-cli-"))]);
-    const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true, cacheTimeout: -1 });
-    const deployer = localAccount(0, provider);
-    const token = await new DemoToken__factory(deployer).deploy(deployer.address);
-    await token.waitForDeployment();
-    const coordinator = await new AnchorCoordinator__factory(deployer).deploy();
-    const receipt = await coordinator.deploymentTransaction()!.wait();
-    coordinatorAddress = await coordinator.getAddress();
-    await writeDeployment(home, { chainId: "31337", coordinator: coordinatorAddress, token: await token.getAddress(), deployBlock: receipt!.blockNumber, deployedAt: new Date().toISOString() });
-    provider.destroy();
+    await deployToNode(node.url, home);
   });
 
   after(async () => {

@@ -12,12 +12,12 @@ import { RoundNotOpenError, StakeTokenError } from "../../client/participant/err
 import { journalPath, readJournal } from "../../client/participant/journal.js";
 import { CoordinatorError, readReveals } from "../../lib/chain/coordinator.js";
 import { RpcUnavailableError } from "../../lib/chain/rpc.js";
-import { localAccount, writeDeployment } from "../../lib/config.js";
+import { localAccount } from "../../lib/config.js";
 import { AnchorFLError } from "../../lib/errors.js";
 import { parseAttack } from "../../scripts/commands/client.js";
 import { CommandOptionError } from "../../scripts/commands/task.js";
-import { AnchorCoordinator__factory, DemoToken__factory } from "../../types/ethers-contracts/index.js";
-import { runCli } from "../helpers/cli.js";
+import { AnchorCoordinator__factory } from "../../types/ethers-contracts/index.js";
+import { deployToNode, runCli, runCliError } from "../helpers/cli.js";
 import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 
 const ENTRY = path.join(import.meta.dirname, "..", "..", "scripts", "anchorfl.ts");
@@ -65,24 +65,11 @@ describe("participant CLI against a hardhat node", function () {
   };
   const children: ChildProcess[] = [];
 
-  async function cliError(...args: string[]): Promise<Error> {
-    return cli(...args).then(
-      (out) => expect.fail(`expected ${args.join(" ")} to fail, it printed:\n${out}`),
-      (e: unknown) => e as Error,
-    );
-  }
+  const cliError = (...args: string[]) => runCliError(cli, ...args);
 
   before(async () => {
     [node, home] = await Promise.all([startHardhatNode(), mkdtemp(path.join(tmpdir(), "anchorfl-client-cli-"))]);
-    const provider = new JsonRpcProvider(node.url, undefined, { staticNetwork: true, cacheTimeout: -1 });
-    const deployer = localAccount(0, provider);
-    const token = await new DemoToken__factory(deployer).deploy(deployer.address);
-    await token.waitForDeployment();
-    const coordinator = await new AnchorCoordinator__factory(deployer).deploy();
-    const receipt = await coordinator.deploymentTransaction()!.wait();
-    coordinatorAddress = await coordinator.getAddress();
-    await writeDeployment(home, { chainId: "31337", coordinator: coordinatorAddress, token: await token.getAddress(), deployBlock: receipt!.blockNumber, deployedAt: new Date().toISOString() });
-    provider.destroy();
+    coordinatorAddress = await deployToNode(node.url, home);
   });
 
   after(async () => {
