@@ -86,7 +86,7 @@ export function encodeReport(report: AggregationReport): Uint8Array {
 const HEX32 = /^0x[0-9a-f]{64}$/;
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
 
-/** Parses report bytes fetched from the store; throws ReportFormatError naming the first bad field. */
+/** Parses report bytes fetched from the store; throws ReportFormatError naming every malformed field. */
 export function parseReport(bytes: Uint8Array): AggregationReport {
   let value: unknown;
   try {
@@ -94,28 +94,51 @@ export function parseReport(bytes: Uint8Array): AggregationReport {
   } catch (cause) {
     throw new ReportFormatError(`report is not UTF-8 JSON: ${(cause as Error).message}`, { cause });
   }
+  const problems = reportProblems(value);
+  if (problems.length) throw new ReportFormatError(`report fields: ${problems.join("; ")}`, { details: { problems } });
+  return value as AggregationReport;
+}
+
+/** Everything wrong with the shape of a parsed report, so that printers and pages can trust its types. */
+function reportProblems(value: unknown): string[] {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return ["the report must be a JSON object"];
   const r = value as AggregationReport;
-  const fail = (field: string, expected: string): never => {
-    throw new ReportFormatError(`report field ${field} must be ${expected}`);
+  const out: string[] = [];
+  const check = (ok: boolean, field: string, expected: string) => {
+    if (!ok) out.push(`${field} must be ${expected}`);
   };
-  if (typeof r !== "object" || r === null) fail("(root)", "an object");
-  if (r.format !== REPORT_FORMAT) fail("format", JSON.stringify(REPORT_FORMAT));
-  for (const key of ["chainId", "taskId", "round"] as const) if (!DECIMAL.test(String(r[key]))) fail(key, "a decimal string");
-  for (const key of ["baseModelDigest", "modelSpecDigest"] as const) if (!HEX32.test(String(r[key]))) fail(key, "0x + 64 lowercase hex digits");
-  if (!r.model || !HEX32.test(String(r.model.digest)) || !HEX32.test(String(r.model.contentRoot))) fail("model", "{digest, contentRoot} as 0x hex");
-  if (!Array.isArray(r.participants)) fail("participants", "an array");
-  r.participants.forEach((p, i) => {
-    if (!VERDICTS.includes(p?.verdict)) fail(`participants[${i}].verdict`, VERDICTS.join(" | "));
+  const isAddress = (x: unknown) => {
     try {
-      getAddress(p.address);
+      getAddress(String(x));
+      return true;
     } catch {
-      fail(`participants[${i}].address`, "an address");
+      return false;
     }
-  });
-  if (!r.rewards || !Array.isArray(r.rewards.allocations) || !HEX32.test(String(r.rewards.root))) fail("rewards", "{budget, total, root, allocations[]}");
-  r.rewards.allocations.forEach((a, i) => {
-    if (!DECIMAL.test(String(a?.amount))) fail(`rewards.allocations[${i}].amount`, "a decimal string");
-  });
-  if (!Array.isArray(r.slashes)) fail("slashes", "an array");
-  return r;
+  };
+  const isName = (x: unknown) => typeof x === "object" && x !== null && typeof (x as { name?: unknown }).name === "string";
+  check(r.format === REPORT_FORMAT, "format", JSON.stringify(REPORT_FORMAT));
+  for (const key of ["chainId", "taskId", "round"] as const) check(DECIMAL.test(String(r[key])), key, "a decimal string");
+  for (const key of ["baseModelDigest", "modelSpecDigest"] as const) check(HEX32.test(String(r[key])), key, "0x + 64 lowercase hex digits");
+  check(isName(r.rule), "rule", "{name, params}");
+  check(isName(r.policy), "policy", "{name, params}");
+  check(!!r.model && HEX32.test(String(r.model.digest)) && HEX32.test(String(r.model.contentRoot)), "model", "{digest, contentRoot} as 0x hex");
+  if (!Array.isArray(r.participants)) out.push("participants must be an array");
+  else
+    r.participants.forEach((p, i) => {
+      check(VERDICTS.includes(p?.verdict), `participants[${i}].verdict`, VERDICTS.join(" | "));
+      check(isAddress(p?.address), `participants[${i}].address`, "an address");
+      check(typeof p?.reason === "string", `participants[${i}].reason`, "a string");
+      check(p?.score === undefined || Number.isFinite(p.score), `participants[${i}].score`, "a finite number");
+      check(p?.numSamples === undefined || DECIMAL.test(String(p.numSamples)), `participants[${i}].numSamples`, "a decimal string");
+    });
+  if (!r.rewards || !Array.isArray(r.rewards.allocations) || !HEX32.test(String(r.rewards.root))) out.push("rewards must be {budget, total, root, allocations[]}");
+  else r.rewards.allocations.forEach((a, i) => check(DECIMAL.test(String(a?.amount)), `rewards.allocations[${i}].amount`, "a decimal string"));
+  check(Array.isArray(r.slashes), "slashes", "an array");
+  const e = r.evaluation;
+  check(
+    e === undefined || (typeof e === "object" && e !== null && typeof e.dataset === "string" && [e.examples, e.accuracy, e.loss].every(Number.isFinite)),
+    "evaluation",
+    "{dataset, examples, accuracy, loss} with finite numbers",
+  );
+  return out;
 }

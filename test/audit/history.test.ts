@@ -226,7 +226,7 @@ describe("audit: a task's history from on-chain events", function () {
     expect(notReport).to.include({ status: "invalid", cid: garbage.cid });
     expect((notReport as { error: string }).error).to.include("report is not UTF-8 JSON");
 
-    // Valid to parseReport, but with types the printer and the page would trip over.
+    // Well-formed JSON with the right keys, but types the printer and the page would trip over.
     const hostile = await store.put(
       encodeReport({
         ...report,
