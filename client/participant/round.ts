@@ -3,7 +3,7 @@
 // the reveal phase, reveal. On start, entries left in the journal by a crash are revealed first.
 // Decisions are the pure functions of decide.ts; this file is the I/O around them.
 import { getAddress } from "ethers";
-import { phaseName, readReveals, readRound, requireTask, send, waitForPhase, type Phase } from "../../lib/chain/coordinator.js";
+import { phaseName, readReveals, readRound, requireTask, send, waitForPhase, withRaceHeadroom, type Phase } from "../../lib/chain/coordinator.js";
 import { allEvents } from "../../lib/chain/logs.js";
 import { ContractRevertError } from "../../lib/chain/revert.js";
 import { RpcUnavailableError } from "../../lib/chain/rpc.js";
@@ -96,12 +96,6 @@ interface RoundInputs {
   readonly weights: Tensor[];
 }
 
-/**
- * Gas added to the estimate of a commit or reveal. The transaction that fills the round closes its
- * phase and costs more than estimated if other participants' transactions land first (same
- * block, or between estimate and send); without headroom it runs out of gas. Unused gas is not charged.
- */
-export const PHASE_CLOSE_HEADROOM = 80_000n;
 
 export class Participant {
   readonly #o: ParticipantOptions;
@@ -346,7 +340,7 @@ export class Participant {
     const commitment = commitmentOf({ ...entry, chainId: ctx.chainId, participant: await this.address() });
     const journal = await this.journal();
     try {
-      await send("commit", async () => this.#c.commit(taskId, round, commitment, { gasLimit: (await this.#c.commit.estimateGas(taskId, round, commitment)) + PHASE_CLOSE_HEADROOM }));
+      await send("commit", async () => this.#c.commit(taskId, round, commitment, { gasLimit: withRaceHeadroom(await this.#c.commit.estimateGas(taskId, round, commitment)) }));
     } catch (error) {
       // A revert means nothing was committed: forget the entry. Any other failure leaves it
       // "committing" for recover() to settle against the chain.
@@ -363,7 +357,7 @@ export class Participant {
     const round = BigInt(entry.round);
     try {
       const args = [taskId, round, entry.updateDigest, entry.numSamples, entry.salt, entry.contentRoot] as const;
-      await send("reveal", async () => this.#c.reveal(...args, { gasLimit: (await this.#c.reveal.estimateGas(...args)) + PHASE_CLOSE_HEADROOM }));
+      await send("reveal", async () => this.#c.reveal(...args, { gasLimit: withRaceHeadroom(await this.#c.reveal.estimateGas(...args)) }));
     } catch (error) {
       throw explainRevert(error, taskId);
     }

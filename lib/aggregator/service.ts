@@ -8,7 +8,7 @@ import { getAddress } from "ethers";
 import { ensureBackend } from "../../client/model/backend.js";
 import type { ModelSpec } from "../../client/model/spec.js";
 import { getRule, parseParams, type RawParams } from "../aggregation/index.js";
-import { phaseName, send, slashReasonCode, waitForPhase, type AnchorCoordinator, type Phase } from "../chain/coordinator.js";
+import { phaseName, send, slashReasonCode, waitForPhase, withRaceHeadroom, type AnchorCoordinator, type Phase } from "../chain/coordinator.js";
 import { ContractRevertError } from "../chain/revert.js";
 import { AnchorFLError } from "../errors.js";
 import type { Verdict } from "../protocol/report.js";
@@ -202,14 +202,16 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
   const r = out.result;
   let receipt;
   try {
-    receipt = await send(`submit result for round ${round}`, () =>
-      c.submitResult(taskId, round, {
-        newModelDigest: r.newModelDigest,
-        reportDigest: r.reportDigest,
-        rewardsRoot: r.rewardsRoot,
-        rewardsTotal: r.rewardsTotal,
-        slashes: r.slashes.map((s) => ({ participant: s.participant, reason: slashReasonCode(s.reason) })),
-      }),
+    const result = {
+      newModelDigest: r.newModelDigest,
+      reportDigest: r.reportDigest,
+      rewardsRoot: r.rewardsRoot,
+      rewardsTotal: r.rewardsTotal,
+      slashes: r.slashes.map((s) => ({ participant: s.participant, reason: slashReasonCode(s.reason) })),
+    };
+    // Another aggregator's identical result may land first and make ours the finalizing one.
+    receipt = await send(`submit result for round ${round}`, async () =>
+      c.submitResult(taskId, round, result, { gasLimit: withRaceHeadroom(await c.submitResult.estimateGas(taskId, round, result), result.slashes.length) }),
     );
   } catch (error) {
     if (error instanceof ContractRevertError && (await c.aggregatorInfo(taskId, me)).lastRound === round) return computed("already-submitted");

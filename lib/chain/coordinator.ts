@@ -48,6 +48,16 @@ export function send(action: string, transaction: () => Promise<ContractTransact
   return sendTransaction(action, decodeInterfaces, transaction);
 }
 
+/**
+ * A gas limit for a transaction whose cost depends on what lands before it: the commit or reveal
+ * that fills a round closes its phase, and the result that reaches quorum finalizes the round
+ * and applies its slashes (about 17k gas each). Estimated before others' transactions landed,
+ * such a transaction would run out of gas; unused gas is not charged.
+ */
+export function withRaceHeadroom(estimate: bigint, slashes = 0): bigint {
+  return estimate + 80_000n + 20_000n * BigInt(slashes);
+}
+
 export interface RoundState {
   readonly taskId: bigint;
   readonly round: bigint;
