@@ -13,6 +13,7 @@ import { canonicalJson, canonicalJsonBytes } from "../../lib/canonical-json.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { AnchorFLError } from "../../lib/errors.js";
 import { deriveSeed } from "../../lib/random.js";
+import { taskOptionsProblems, type TaskOptions } from "../../lib/protocol/options.js";
 import { canonicalOrder, type TensorShape } from "../../lib/tensors.js";
 
 export const MODEL_SPEC_FORMAT = "anchorfl.model-spec.v1";
@@ -36,6 +37,8 @@ export interface ModelSpec {
   readonly classes: number;
   /** tfjs layers JSON of a Sequential model. */
   readonly topology: { readonly class_name: "Sequential"; readonly config: { readonly name: string; readonly layers: readonly LayerJson[] } };
+  /** The task's off-chain options (compression, ...): part of the spec so that its digest binds them. */
+  readonly options?: TaskOptions;
 }
 
 export class ModelSpecError extends AnchorFLError {}
@@ -182,6 +185,8 @@ export function checkModelSpec(spec: ModelSpec): ModelSpec {
   if (topology?.class_name !== "Sequential" || !Array.isArray(topology.config?.layers) || topology.config.layers.length === 0) {
     throw new ModelSpecError(`expected a Sequential topology with layers, found ${JSON.stringify(topology?.class_name)}`);
   }
+  const optionProblems = taskOptionsProblems(s.options);
+  if (optionProblems.length) throw new ModelSpecError(`expected valid task options: ${optionProblems.join("; ")}`);
   const names = new Set<string>();
   for (const [i, layer] of topology.config.layers.entries()) {
     const name = layer?.config?.name;

@@ -4,6 +4,7 @@
 import type { Command } from "commander";
 import { formatUnits, getAddress, parseUnits } from "ethers";
 import { cnnSpec, mlpSpec, type ModelSpec } from "../../client/model/spec.js";
+import { checkTaskOptions, type TaskOptions } from "../../lib/protocol/options.js";
 import { ensureBackend } from "../../client/model/backend.js";
 import { readRound, requireTask, send } from "../../lib/chain/coordinator.js";
 import { readDeployment } from "../../lib/config.js";
@@ -35,9 +36,11 @@ export function parseInteger(text: string, what: string, min: number, max: numbe
   return n;
 }
 
-export function modelSpecByName(name: string, seed: number): ModelSpec {
-  if (name === "mlp") return mlpSpec({ seed });
-  if (name === "cnn") return cnnSpec({ seed });
+/** The shipped spec by name, carrying the task's options when any is set. */
+export function modelSpecByName(name: string, seed: number, options: TaskOptions = {}): ModelSpec {
+  const withOptions = (spec: ModelSpec): ModelSpec => (Object.keys(options).length > 0 ? { ...spec, options: checkTaskOptions(options) } : spec);
+  if (name === "mlp") return withOptions(mlpSpec({ seed }));
+  if (name === "cnn") return withOptions(cnnSpec({ seed }));
   throw new CommandOptionError(`model must be "mlp" or "cnn", got "${name}"`);
 }
 
@@ -62,12 +65,14 @@ export interface TaskCreateOptions {
   quorum: string;
   token?: string;
   open?: boolean;
+  /** Off-chain task options, written into the model spec (built from the option flags). */
+  options?: TaskOptions;
 }
 
 /** Creates a task from command options; returns its id. Shared by the CLI and the demo. */
 export async function createTaskFromOptions(ctx: Context, o: TaskCreateOptions, log: (line: string) => void): Promise<bigint> {
   const me = await ctx.signer.getAddress();
-  const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31));
+  const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31), o.options);
   await ensureBackend();
   const store = await ctx.store();
   const genesis = await publishGenesis(store, spec, me);
