@@ -67,6 +67,8 @@ export interface AggregationReport {
   readonly slashes: readonly { readonly participant: string; readonly reason: "Outlier" | "Invalid" | "Duplicate" | "NoReveal" }[];
   /** Files the round depends on beyond the updates (server optimiser state, FLTrust server update, ...). */
   readonly state?: readonly (ContentPointer & { readonly name: string })[];
+  /** How reputation (task option `reputation`) was computed and used this round; see lib/aggregator/reputation.ts. */
+  readonly reputation?: ReportReputation;
   /**
    * Held-out accuracy and loss of the new model, when the aggregator evaluates (`--eval`).
    * Computed with a training backend, so `verify` re-checks it approximately; aggregators in one
@@ -74,6 +76,21 @@ export interface AggregationReport {
    */
   readonly evaluation?: { readonly dataset: string; readonly examples: number; readonly accuracy: number; readonly loss: number };
   readonly software: { readonly name: "anchorfl"; readonly version: string };
+}
+
+/** The reputation record of a round: parameters, the history it came from, and every committer's score. */
+export interface ReportReputation {
+  readonly params: { readonly halfLife: number; readonly window: number; readonly prior: number; readonly priorWeight: number };
+  /** The rounds read (inclusive, decimal strings); failed rounds in it have no report and count for nothing. */
+  readonly window: { readonly from: string; readonly to: string };
+  /** The finalized rounds of the window and their report digests, ascending. */
+  readonly history: readonly { readonly round: string; readonly report: Hex32 }[];
+  /** Whether scores multiplied the rule's sample weights (only sample-weighted rules take them). */
+  readonly weighted: boolean;
+  /** At most this many accepted updates were aggregated, the top ones by reputation. */
+  readonly select?: number;
+  /** Every committer in address order: its score (6 significant digits) and whether its update was aggregated. */
+  readonly scores: readonly { readonly address: string; readonly reputation: number; readonly aggregated: boolean }[];
 }
 
 export class ReportFormatError extends AnchorFLError {}
@@ -97,6 +114,18 @@ export function parseReport(bytes: Uint8Array): AggregationReport {
   const problems = reportProblems(value);
   if (problems.length) throw new ReportFormatError(`report fields: ${problems.join("; ")}`, { details: { problems } });
   return value as AggregationReport;
+}
+
+function reputationIsValid(x: ReportReputation): boolean {
+  if (typeof x !== "object" || x === null) return false;
+  return (
+    typeof x.params === "object" && x.params !== null && [x.params.halfLife, x.params.window, x.params.prior, x.params.priorWeight].every(Number.isFinite) &&
+    DECIMAL.test(String(x.window?.from)) && DECIMAL.test(String(x.window?.to)) &&
+    Array.isArray(x.history) && x.history.every((h) => DECIMAL.test(String(h?.round)) && HEX32.test(String(h?.report))) &&
+    typeof x.weighted === "boolean" && (x.select === undefined || Number.isSafeInteger(x.select)) &&
+    Array.isArray(x.scores) &&
+    x.scores.every((s) => typeof s?.address === "string" && typeof s.reputation === "number" && s.reputation >= 0 && s.reputation <= 1 && typeof s.aggregated === "boolean")
+  );
 }
 
 /** Everything wrong with the shape of a parsed report, so that printers and pages can trust its types. */
@@ -134,6 +163,7 @@ function reportProblems(value: unknown): string[] {
   if (!r.rewards || !Array.isArray(r.rewards.allocations) || !HEX32.test(String(r.rewards.root))) out.push("rewards must be {budget, total, root, allocations[]}");
   else r.rewards.allocations.forEach((a, i) => check(DECIMAL.test(String(a?.amount)), `rewards.allocations[${i}].amount`, "a decimal string"));
   check(Array.isArray(r.slashes), "slashes", "an array");
+  check(r.reputation === undefined || reputationIsValid(r.reputation), "reputation", "{params, window, history[], weighted, scores[{address, reputation in [0, 1], aggregated}]}");
   const e = r.evaluation;
   check(
     e === undefined || (typeof e === "object" && e !== null && typeof e.dataset === "string" && [e.examples, e.accuracy, e.loss].every(Number.isFinite)),
