@@ -23,6 +23,27 @@ export const SLASH_REASON_OF: Readonly<Record<Verdict, "Outlier" | "Invalid" | "
 type Hex32 = `0x${string}`;
 export type EvidenceValue = number | string | boolean;
 
+/** What a participant said about its local training (update metadata), parsed; see lib/aggregator/telemetry.ts. */
+export interface ReportTelemetry {
+  readonly lossBefore?: number;
+  readonly lossAfter?: number;
+  readonly epochs?: number;
+  readonly wallMs?: number;
+  readonly backend?: string;
+  readonly dpEpsilon?: number;
+  readonly dpDelta?: number;
+}
+
+const TELEMETRY_FIELDS: Readonly<Record<keyof ReportTelemetry, "number" | "string">> = {
+  lossBefore: "number",
+  lossAfter: "number",
+  epochs: "number",
+  wallMs: "number",
+  backend: "string",
+  dpEpsilon: "number",
+  dpDelta: "number",
+};
+
 export interface ReportParticipant {
   readonly address: string;
   readonly verdict: Verdict;
@@ -37,6 +58,8 @@ export interface ReportParticipant {
   readonly score?: number;
   /** Figures behind the verdict: norm, distance, cosine, threshold, copied digest, ... */
   readonly evidence?: Readonly<Record<string, EvidenceValue>>;
+  /** The participant's self-reported training telemetry, when its file carried any. */
+  readonly telemetry?: ReportTelemetry;
 }
 
 export interface ContentPointer {
@@ -65,8 +88,20 @@ export interface AggregationReport {
     readonly allocations: readonly { readonly account: string; readonly amount: string }[];
   };
   readonly slashes: readonly { readonly participant: string; readonly reason: "Outlier" | "Invalid" | "Duplicate" | "NoReveal" }[];
-  /** Files the round depends on beyond the updates (server optimiser state, FLTrust server update, ...). */
+  /**
+   * Files the round depends on beyond the updates, sorted by name: `server-optimizer` (the
+   * optimiser state after this round) and `fltrust-server-update` (the server update this round
+   * used). See lib/aggregator/state.ts.
+   */
   readonly state?: readonly (ContentPointer & { readonly name: string })[];
+  /** The server optimiser applied on top of the rule (its state is the `server-optimizer` file). */
+  readonly optimizer?: { readonly name: string; readonly params: Readonly<Record<string, EvidenceValue>> };
+  /** How FLTrust's server update was computed (a root set anyone can re-create, the training, the backend). */
+  readonly serverUpdate?: {
+    readonly rootData: string;
+    readonly training: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number; readonly optimizer: "sgd" | "adam"; readonly seed: number };
+    readonly backend: string;
+  };
   /** How reputation (task option `reputation`) was computed and used this round; see lib/aggregator/reputation.ts. */
   readonly reputation?: ReportReputation;
   /**
@@ -102,6 +137,7 @@ export function encodeReport(report: AggregationReport): Uint8Array {
 
 const HEX32 = /^0x[0-9a-f]{64}$/;
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
+const STATE_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 /** Parses report bytes fetched from the store; throws ReportFormatError naming every malformed field. */
 export function parseReport(bytes: Uint8Array): AggregationReport {
@@ -114,6 +150,14 @@ export function parseReport(bytes: Uint8Array): AggregationReport {
   const problems = reportProblems(value);
   if (problems.length) throw new ReportFormatError(`report fields: ${problems.join("; ")}`, { details: { problems } });
   return value as AggregationReport;
+}
+
+function telemetryIsValid(t: unknown): boolean {
+  if (typeof t !== "object" || t === null || Array.isArray(t)) return false;
+  return Object.entries(t).every(([key, value]) => {
+    const kind = Object.hasOwn(TELEMETRY_FIELDS, key) ? TELEMETRY_FIELDS[key as keyof ReportTelemetry] : undefined;
+    return kind === "number" ? typeof value === "number" && Number.isFinite(value) && value >= 0 : kind === "string" && typeof value === "string" && value.length <= 32;
+  });
 }
 
 function reputationIsValid(x: ReportReputation): boolean {
@@ -159,11 +203,37 @@ function reportProblems(value: unknown): string[] {
       check(typeof p?.reason === "string", `participants[${i}].reason`, "a string");
       check(p?.score === undefined || Number.isFinite(p.score), `participants[${i}].score`, "a finite number");
       check(p?.numSamples === undefined || DECIMAL.test(String(p.numSamples)), `participants[${i}].numSamples`, "a decimal string");
+      check(p?.telemetry === undefined || telemetryIsValid(p.telemetry), `participants[${i}].telemetry`, "an object of known telemetry fields (non-negative finite numbers, a short backend name)");
     });
   if (!r.rewards || !Array.isArray(r.rewards.allocations) || !HEX32.test(String(r.rewards.root))) out.push("rewards must be {budget, total, root, allocations[]}");
   else r.rewards.allocations.forEach((a, i) => check(DECIMAL.test(String(a?.amount)), `rewards.allocations[${i}].amount`, "a decimal string"));
   check(Array.isArray(r.slashes), "slashes", "an array");
   check(r.reputation === undefined || reputationIsValid(r.reputation), "reputation", "{params, window, history[], weighted, scores[{address, reputation in [0, 1], aggregated}]}");
+  const state = r.state;
+  if (state !== undefined) {
+    if (!Array.isArray(state)) out.push("state must be an array of {name, digest, contentRoot}");
+    else
+      state.forEach((s, i) => {
+        check(typeof s?.name === "string" && STATE_NAME.test(s.name), `state[${i}].name`, "lowercase letters, digits and dashes");
+        check(HEX32.test(String(s?.digest)) && HEX32.test(String(s?.contentRoot)), `state[${i}]`, "{name, digest, contentRoot} with 0x hex digests");
+        check(i === 0 || String(state[i - 1]?.name) < String(s?.name), `state[${i}].name`, "after the previous entry's name (sorted, unique)");
+      });
+  }
+  check(r.optimizer === undefined || isName(r.optimizer), "optimizer", "{name, params}");
+  const su = r.serverUpdate;
+  const t = su?.training;
+  check(
+    su === undefined ||
+      (typeof su === "object" &&
+        typeof su.rootData === "string" &&
+        typeof su.backend === "string" &&
+        typeof t === "object" &&
+        t !== null &&
+        [t.epochs, t.batchSize, t.learningRate, t.seed].every(Number.isFinite) &&
+        (t.optimizer === "sgd" || t.optimizer === "adam")),
+    "serverUpdate",
+    "{rootData, training: {epochs, batchSize, learningRate, optimizer, seed}, backend}",
+  );
   const e = r.evaluation;
   check(
     e === undefined || (typeof e === "object" && e !== null && typeof e.dataset === "string" && [e.examples, e.accuracy, e.loss].every(Number.isFinite)),
