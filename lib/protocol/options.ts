@@ -33,14 +33,54 @@ function compressionProblems(value: unknown): string[] {
   return out;
 }
 
+// ---- reputation ----------------------------------------------------------------------------
+
+/**
+ * Reputation of participants from the task's own history of verdicts (lib/aggregator/reputation.ts
+ * has the formula). With the section present every report records each committer's score; the
+ * flags below say what the scores do.
+ */
+export interface ReputationOption {
+  /** Multiply the rule's sample weights by reputation (sample-weighted rules only: fedavg, norm-clipping). */
+  readonly weighting?: boolean;
+  /** When more than this many updates are accepted, aggregate only the top ones by reputation (ties by address). */
+  readonly select?: number;
+  /** Rounds after which a verdict's weight halves (default 4). */
+  readonly halfLife?: number;
+  /** Finalized rounds of history read, the last `window` before the round, 1 to 64 (default 16). */
+  readonly window?: number;
+  /** A newcomer's score, in [0, 1] (default 0.5). */
+  readonly prior?: number;
+  /** How many rounds the prior counts as, > 0 (default 1). */
+  readonly priorWeight?: number;
+}
+
+function reputationProblems(value: unknown): string[] {
+  if (!isObject(value)) return ["options.reputation must be an object"];
+  const v = value as Record<string, unknown>;
+  const out = unknownKeys(v, ["weighting", "select", "halfLife", "window", "prior", "priorWeight"], "options.reputation");
+  const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
+  if (v.weighting !== undefined && typeof v.weighting !== "boolean") out.push(`options.reputation.weighting must be true or false, found ${JSON.stringify(v.weighting)}`);
+  if (v.select !== undefined && !(Number.isSafeInteger(v.select) && (v.select as number) >= 1)) out.push(`options.reputation.select must be a positive integer, found ${JSON.stringify(v.select)}`);
+  if (v.halfLife !== undefined && !(finite(v.halfLife) && v.halfLife > 0)) out.push(`options.reputation.halfLife must be a positive number of rounds, found ${JSON.stringify(v.halfLife)}`);
+  if (v.window !== undefined && !(Number.isInteger(v.window) && (v.window as number) >= 1 && (v.window as number) <= 64)) {
+    out.push(`options.reputation.window must be an integer from 1 to 64, found ${JSON.stringify(v.window)}`);
+  }
+  if (v.prior !== undefined && !(finite(v.prior) && v.prior >= 0 && v.prior <= 1)) out.push(`options.reputation.prior must be a number in [0, 1], found ${JSON.stringify(v.prior)}`);
+  if (v.priorWeight !== undefined && !(finite(v.priorWeight) && v.priorWeight > 0)) out.push(`options.reputation.priorWeight must be a positive number, found ${JSON.stringify(v.priorWeight)}`);
+  return out;
+}
+
 // ---- the options object --------------------------------------------------------------------
 
 export interface TaskOptions {
   readonly compression?: CompressionOption;
+  readonly reputation?: ReputationOption;
 }
 
 const SECTIONS: Readonly<Record<keyof TaskOptions, (value: unknown) => string[]>> = {
   compression: compressionProblems,
+  reputation: reputationProblems,
 };
 
 /** Every problem of a spec's `options` value (empty when it is well-formed or absent). */
