@@ -34,6 +34,9 @@ export type ColluderKnowledge = Pick<CraftContext, "honestUpdates" | "participan
 
 export type Step = "recovered" | "trained" | "pinned" | "journaled" | "committed" | "revealed" | "withheld" | "missed" | "skipped";
 
+/** Parts of a round a benchmark times through `onTiming` (commit and reveal include the wait for the receipt). */
+export type TimedPart = "train" | "encode" | "commit" | "reveal";
+
 export interface ParticipantOptions {
   readonly ctx: Context;
   readonly taskId: bigint;
@@ -52,6 +55,8 @@ export interface ParticipantOptions {
   readonly onProgress?: ProgressListener;
   /** Called after each step; a test may throw here to simulate a crash. */
   readonly onStep?: (step: Step, round: bigint) => void | Promise<void>;
+  /** Hears when each timed part of a round started and ended (performance.now() ms); for the anchoring benchmark. */
+  readonly onTiming?: (part: TimedPart, round: bigint, startMs: number, endMs: number) => void;
 }
 
 export type RoundOutcome =
@@ -124,6 +129,15 @@ export class Participant {
   async #step(step: Step, round: bigint, line: string): Promise<void> {
     this.#log(`task ${this.#o.taskId} round ${round}: ${line}`);
     await this.#o.onStep?.(step, round);
+  }
+
+  async #timed<T>(part: TimedPart, round: bigint, run: () => T | Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await run();
+    } finally {
+      this.#o.onTiming?.(part, round, start, performance.now());
+    }
   }
 
   async #coordinatorAddress(): Promise<string> {
@@ -276,10 +290,12 @@ export class Participant {
     const me = await this.address();
     const inputs = await this.#inputs(round);
     const craft = await this.#craftContext(behaviour, round, inputs.spec);
-    const result = await trainAs(
-      behaviour,
-      { ...training, seed: craft.seed, spec: inputs.spec, globalWeights: inputs.weights, data: this.#o.data, onProgress: this.#o.onProgress },
-      craft,
+    const result = await this.#timed("train", round, () =>
+      trainAs(
+        behaviour,
+        { ...training, seed: craft.seed, spec: inputs.spec, globalWeights: inputs.weights, data: this.#o.data, onProgress: this.#o.onProgress },
+        craft,
+      ),
     );
     const t = result.training;
     await this.#step(
@@ -299,18 +315,20 @@ export class Participant {
           ...(t.privacy ? { dp_epsilon: String(t.privacy.epsilon), dp_delta: String(t.privacy.delta) } : {}),
         }
       : {};
-    const bytes = corruptFile(
-      behaviour,
-      encodeUpdate(result.update, {
-        taskId,
-        round,
-        participant: me,
-        baseModelDigest: inputs.pointer.digest,
-        numSamples: result.numSamples,
-        kind: "delta",
-        modelSpecDigest: inputs.specDigest,
-        extra,
-      }),
+    const bytes = await this.#timed("encode", round, () =>
+      corruptFile(
+        behaviour,
+        encodeUpdate(result.update, {
+          taskId,
+          round,
+          participant: me,
+          baseModelDigest: inputs.pointer.digest,
+          numSamples: result.numSamples,
+          kind: "delta",
+          modelSpecDigest: inputs.specDigest,
+          extra,
+        }),
+      ),
     );
     const store = await ctx.store();
     const stored = await store.put(bytes);
@@ -340,7 +358,7 @@ export class Participant {
     const commitment = commitmentOf({ ...entry, chainId: ctx.chainId, participant: await this.address() });
     const journal = await this.journal();
     try {
-      await send("commit", async () => this.#c.commit(taskId, round, commitment, { gasLimit: withRaceHeadroom(await this.#c.commit.estimateGas(taskId, round, commitment)) }));
+      await this.#timed("commit", round, () => send("commit", async () => this.#c.commit(taskId, round, commitment, { gasLimit: withRaceHeadroom(await this.#c.commit.estimateGas(taskId, round, commitment)) })));
     } catch (error) {
       // A revert means nothing was committed: forget the entry. Any other failure leaves it
       // "committing" for recover() to settle against the chain.
@@ -357,7 +375,7 @@ export class Participant {
     const round = BigInt(entry.round);
     try {
       const args = [taskId, round, entry.updateDigest, entry.numSamples, entry.salt, entry.contentRoot] as const;
-      await send("reveal", async () => this.#c.reveal(...args, { gasLimit: withRaceHeadroom(await this.#c.reveal.estimateGas(...args)) }));
+      await this.#timed("reveal", round, () => send("reveal", async () => this.#c.reveal(...args, { gasLimit: withRaceHeadroom(await this.#c.reveal.estimateGas(...args)) })));
     } catch (error) {
       throw explainRevert(error, taskId);
     }
