@@ -12,6 +12,8 @@ import { fetchModel, fetchModelSpec, fetchReport, rawBlock } from "../protocol/m
 import { ContentNotFoundError, ContentTimeoutError, ContentTooLargeError, IntegrityError, type ContentStore } from "../store/index.js";
 import { flatten } from "../tensors.js";
 import type { EarlierUpdate } from "./policy.js";
+import { reputationParams } from "./reputation.js";
+import { readReputationHistory } from "./reputation-history.js";
 import type { Fetched, RevealFact, RoundInputs } from "./round.js";
 
 export class RoundLookupError extends AnchorFLError {}
@@ -116,6 +118,7 @@ export async function gatherRound(
   const maxBytes = maxUpdateBytes(spec);
   const files = await fetchRevealed(store, reveals, maxBytes, options);
   const earlier = await earlierUpdates(c, store, spec, { taskId, round, fromBlock, lookback: options.lookback }, options);
+  const reputation = spec.options?.reputation;
   return {
     chainId: ids.chainId,
     coordinator: await c.getAddress(),
@@ -129,6 +132,7 @@ export async function gatherRound(
     reveals,
     files,
     earlier,
+    ...(reputation ? { reputationHistory: await readReputationHistory(c, store, { taskId, round, fromBlock, window: reputationParams(reputation).window }) } : {}),
   };
 }
 

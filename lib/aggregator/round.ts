@@ -19,6 +19,7 @@ import {
   type ReportParticipant,
 } from "../protocol/report.js";
 import { allocateRewards, buildRewardsTree } from "../rewards.js";
+import { roundReputation, type HistoryRound } from "./reputation.js";
 import { RAW_BLOCK_LIMIT, describeContent } from "../store/index.js";
 import { flatten, unflatten, type Tensor } from "../tensors.js";
 import { POLICY_NAME, figure, judge, metadataProblem, type Candidate, type EarlierUpdate, type Judgement, type PolicyParams, type Submission } from "./policy.js";
@@ -73,6 +74,8 @@ export interface RoundInputs {
   readonly files: ReadonlyMap<string, Fetched>;
   /** Decoded updates of earlier rounds, for the copy test. */
   readonly earlier: readonly EarlierUpdate[];
+  /** The finalized rounds of the reputation window (required when the spec's options include reputation). */
+  readonly reputationHistory?: readonly HistoryRound[];
   readonly rule: { readonly name: string; readonly params: RawParams };
   readonly policy: PolicyParams;
   readonly softwareVersion: string;
@@ -145,11 +148,14 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
   });
   const judgements = judge(candidates, inputs.earlier, inputs.policy, inputs.baseModel.digest);
   const accepted = judgements.filter((j) => j.verdict === "accepted").map((j) => j.address);
+  // Reputation may leave some accepted updates out of the aggregate and weight the rest (reputation.ts).
+  const reputation = roundReputation(inputs.spec.options?.reputation, inputs.reputationHistory, inputs.round, committers, accepted, rule.name);
 
   const base = flatten([...inputs.baseModel.tensors]);
-  const updates = accepted.map((address) => {
+  const updates = (reputation?.aggregated ?? accepted).map((address) => {
     const s = submissions.get(address) as Extract<Submission, { status: "valid" }>;
-    return { id: address.toLowerCase(), numSamples: Number(reveals.get(address)!.numSamples), vector: s.vector };
+    const numSamples = Number(reveals.get(address)!.numSamples);
+    return { id: address.toLowerCase(), numSamples: reputation ? reputation.samples(address, numSamples) : numSamples, vector: s.vector };
   });
   const aggregation = updates.length > 0 ? aggregate(rule.name, updates, ruleParams) : undefined;
   // float32 addition, element by element: the same on every machine.
@@ -224,6 +230,7 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
       allocations: tree.allocations.map((a) => ({ account: a.account, amount: a.amount.toString() })),
     },
     slashes,
+    ...(reputation ? { reputation: reputation.section } : {}),
     ...(evaluation ? { evaluation: roundEvaluation(evaluation) } : {}),
     software: { name: "anchorfl", version: inputs.softwareVersion },
   };
