@@ -7,12 +7,22 @@
 // the coordinate-wise median of the round's valid updates (whatever rule then aggregates), and
 // the median of their norms. Subtle attacks are left to the robust rule; the policy slashes
 // only what no honest client produces.
+//
+// Two task options add to this (lib/protocol/options.ts). `telemetry`: a sample claim outside
+// the task's bounds is invalid; other implausible telemetry is flagged in the evidence, never
+// slashed, because it is self-reported. `anomaly`: the detector's robust z-scores
+// (lib/aggregator/anomaly.ts) are recorded for every update and flag those above its
+// threshold; only above slashThreshold, and when two of its independent views agree, is an
+// update an outlier.
 import { coordinateMedian } from "../aggregation/index.js";
 import { dot, sumOfSquares } from "../aggregation/kernels.js";
 import { compareAddresses } from "../chain/coordinator.js";
 import type { UpdateMetadata } from "../codec/update-metadata.js";
 import { AnchorFLError } from "../errors.js";
+import type { AnomalyOption, TaskOptions } from "../protocol/options.js";
 import type { EvidenceValue, Verdict } from "../protocol/report.js";
+import { DEFAULT_ANOMALY, anomalyScores, medianOf, type AnomalyScore } from "./anomaly.js";
+import { readTelemetry, telemetryFindings, type Telemetry } from "./telemetry.js";
 
 export class PolicyParameterError extends AnchorFLError {}
 
@@ -86,6 +96,8 @@ export type Submission =
       readonly vector: Float32Array;
       /** Block of the reveal: among same-round near-copies the earliest reveal is the original. */
       readonly revealBlock: number;
+      /** The file's metadata (already checked against the reveal): its sample count and telemetry. */
+      readonly metadata?: UpdateMetadata;
     };
 
 export interface Candidate {
@@ -109,6 +121,17 @@ export interface Judgement {
   readonly verdict: Verdict;
   readonly reason: string;
   readonly evidence: Readonly<Record<string, EvidenceValue>>;
+  /** The telemetry the update's file carried (valid updates only). */
+  readonly telemetry?: Telemetry;
+}
+
+/** What the round's task says beyond the policy parameters. */
+export interface JudgeContext {
+  /** The task's options (from its model spec): telemetry bounds, anomaly detector. */
+  readonly options?: TaskOptions;
+  /** Seed the anomaly detector's projection: task and round, so every re-run draws the same axes. */
+  readonly taskId?: bigint;
+  readonly round?: bigint;
 }
 
 /** What a valid update's metadata must say; the first mismatch makes it invalid. */
@@ -156,12 +179,6 @@ function similarity(a: Float32Array, b: Float32Array, na: number, nb: number): {
   return { cosine: cosine(a, b, na, nb), relativeDistance: scale === 0 ? 0 : Math.sqrt(d2) / scale };
 }
 
-function medianOf(values: readonly number[]): number {
-  const s = [...values].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 interface Valid {
   readonly address: string;
   readonly vector: Float32Array;
@@ -171,10 +188,17 @@ interface Valid {
 
 /**
  * Judges every committer. Order of tests: no reveal, unavailable, invalid, then for valid
- * updates: copies (of an earlier round, then within the round), free riding, norm, direction.
+ * updates: sample claims against the task's telemetry bounds, copies (of an earlier round, then
+ * within the round), free riding, norm, direction, then the anomaly detector when the task has it.
  * Returns judgements in canonical (address) order.
  */
-export function judge(candidates: readonly Candidate[], earlier: readonly EarlierUpdate[], params: PolicyParams = DEFAULT_POLICY, baseModelDigest = ""): Judgement[] {
+export function judge(
+  candidates: readonly Candidate[],
+  earlier: readonly EarlierUpdate[],
+  params: PolicyParams = DEFAULT_POLICY,
+  baseModelDigest = "",
+  context: JudgeContext = {},
+): Judgement[] {
   const ordered = [...candidates].sort((a, b) => compareAddresses(a.address, b.address));
   const out = new Map<string, Judgement>();
   const valid: Valid[] = [];
@@ -184,12 +208,41 @@ export function judge(candidates: readonly Candidate[], earlier: readonly Earlie
     else if (s.status === "unavailable")
       out.set(c.address, { address: c.address, verdict: "unavailable", reason: `the revealed update could not be retrieved: ${s.problem}`, evidence: {} });
     else if (s.status === "invalid") out.set(c.address, { address: c.address, verdict: "invalid", reason: `the revealed update is invalid: ${s.problem}`, evidence: {} });
-    else valid.push({ address: c.address, vector: s.vector, revealBlock: s.revealBlock, norm: norm(s.vector) });
+    else if (!judgeTelemetry(c.address, s, context, out)) valid.push({ address: c.address, vector: s.vector, revealBlock: s.revealBlock, norm: norm(s.vector) });
   }
 
   const originals = judgeCopies(valid, earlier, params, baseModelDigest.toLowerCase(), out);
   judgeOutliers(originals, params, out);
-  return ordered.map((c) => out.get(c.address)!);
+  if (context.options?.anomaly) judgeAnomalies(originals, context.options.anomaly, [String(context.taskId ?? 0n), String(context.round ?? 0n)], out);
+  return ordered.map((c) => withTelemetry(out.get(c.address)!, c.submission, context));
+}
+
+/** Judges a sample claim outside the task's bounds as invalid (returns true); otherwise leaves the update to the other tests. */
+function judgeTelemetry(address: string, s: Extract<Submission, { status: "valid" }>, context: JudgeContext, out: Map<string, Judgement>): boolean {
+  const option = context.options?.telemetry;
+  if (!option || !s.metadata) return false;
+  const findings = telemetryFindings(s.metadata.numSamples, s.metadata.extra, option);
+  if (!findings.invalid) return false;
+  out.set(address, {
+    address,
+    verdict: "invalid",
+    reason: `the revealed update is invalid: ${findings.invalid}`,
+    evidence: { claimedSamples: s.metadata.numSamples, minSamples: option.minSamples ?? 1, ...(option.maxSamples !== undefined ? { maxSamples: option.maxSamples } : {}) },
+  });
+  return true;
+}
+
+/** Attaches a valid update's telemetry, and with the telemetry option its flags (evidence only: never a verdict change). */
+function withTelemetry(j: Judgement, s: Submission, context: JudgeContext): Judgement {
+  if (s.status !== "valid" || !s.metadata) return j;
+  const { telemetry } = readTelemetry(s.metadata.extra);
+  const option = context.options?.telemetry;
+  const flags = option ? telemetryFindings(s.metadata.numSamples, s.metadata.extra, option).flags : [];
+  return {
+    ...j,
+    ...(flags.length > 0 ? { evidence: { ...j.evidence, telemetryFlags: flags.join("; ") } } : {}),
+    ...(Object.keys(telemetry).length > 0 ? { telemetry } : {}),
+  };
 }
 
 /** Marks copies of earlier reveals and same-round near-copies; returns the updates left. */
@@ -242,14 +295,19 @@ function judgeCopies(valid: readonly Valid[], earlier: readonly EarlierUpdate[],
   return left.filter((v) => !out.has(v.address));
 }
 
+/** The coordinate-wise median of the updates: the reference both the outlier tests and the detector measure against. */
+function referenceOf(valid: readonly Valid[]): Float32Array {
+  return coordinateMedian(
+    valid.map((v) => v.vector),
+    valid[0].vector.length,
+  );
+}
+
 function judgeOutliers(valid: readonly Valid[], p: PolicyParams, out: Map<string, Judgement>): void {
   if (valid.length === 0) return;
   const enough = valid.length >= p.minReference;
   const medianNorm = medianOf(valid.map((v) => v.norm));
-  const reference = coordinateMedian(
-    valid.map((v) => v.vector),
-    valid[0].vector.length,
-  );
+  const reference = referenceOf(valid);
   const referenceNorm = norm(reference);
   for (const v of valid) {
     const cos = cosine(v.vector, reference, v.norm, referenceNorm);
@@ -271,4 +329,36 @@ function judgeOutliers(valid: readonly Valid[], p: PolicyParams, out: Map<string
       judged("accepted", `within bounds: norm ${figure(ratio)} x the median, cosine ${figure(cos)} to the coordinate-wise median`);
     }
   }
+}
+
+/**
+ * Scores the round's original non-zero updates with the anomaly detector and records the scores
+ * in every scored update's evidence. An accepted update above the threshold is flagged; it
+ * becomes an outlier only above slashThreshold with two views agreeing (see AnomalyOption).
+ */
+function judgeAnomalies(valid: readonly Valid[], option: AnomalyOption, seed: readonly string[], out: Map<string, Judgement>): void {
+  const scored = valid.filter((v) => v.norm > 0);
+  if (scored.length === 0) return;
+  const threshold = option.threshold ?? DEFAULT_ANOMALY.threshold;
+  const params = { threshold, dims: option.dims ?? DEFAULT_ANOMALY.dims };
+  for (const a of anomalyScores(scored, referenceOf(scored), params, seed)) {
+    const j = out.get(a.address)!;
+    const flagged = a.score > threshold;
+    const evidence = { ...j.evidence, ...anomalyEvidence(a), anomalyFlagged: flagged };
+    const slash = j.verdict === "accepted" && option.slashThreshold !== undefined && a.score > option.slashThreshold && a.signals >= 2;
+    if (slash) {
+      out.set(a.address, {
+        ...j,
+        verdict: "outlier",
+        reason: `the anomaly detector scores the update ${figure(a.score)} robust standard deviations from the round's updates, above ${option.slashThreshold}, with ${a.signals} of its 3 views agreeing`,
+        evidence: { ...evidence, anomalySlashThreshold: option.slashThreshold! },
+      });
+    } else if (j.verdict === "accepted" && flagged) {
+      out.set(a.address, { ...j, reason: `${j.reason}; flagged by the anomaly detector (score ${figure(a.score)} above ${threshold}), not slashed`, evidence });
+    } else out.set(a.address, { ...j, evidence });
+  }
+}
+
+function anomalyEvidence(a: AnomalyScore): Record<string, EvidenceValue> {
+  return { anomalyScore: figure(a.score), anomalyNormZ: figure(a.normZ), anomalyCosineZ: figure(a.cosineZ), anomalyProjectionZ: figure(a.projectionZ) };
 }

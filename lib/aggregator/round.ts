@@ -124,7 +124,7 @@ export function submissionOf(reveal: RevealFact, fetched: Fetched | undefined, i
     numSamples: reveal.numSamples,
   });
   if (problem) return { status: "invalid", problem };
-  return { status: "valid", vector: flatten(file.tensors), revealBlock: reveal.blockNumber };
+  return { status: "valid", vector: flatten(file.tensors), revealBlock: reveal.blockNumber, metadata: file.metadata };
 }
 
 const firstLine = (text: string) => text.split("\n")[0];
@@ -146,7 +146,7 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
     submissions.set(address, submission);
     return { address, submission };
   });
-  const judgements = judge(candidates, inputs.earlier, inputs.policy, inputs.baseModel.digest);
+  const judgements = judge(candidates, inputs.earlier, inputs.policy, inputs.baseModel.digest, { options: inputs.spec.options, taskId: inputs.taskId, round: inputs.round });
   const accepted = judgements.filter((j) => j.verdict === "accepted").map((j) => j.address);
   // Reputation may leave some accepted updates out of the aggregate and weight the rest (reputation.ts).
   const reputation = roundReputation(inputs.spec.options?.reputation, inputs.reputationHistory, inputs.round, committers, accepted, rule.name);
@@ -207,6 +207,7 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
       ...(reveal ? { updateDigest: reveal.updateDigest.toLowerCase() as Hex32, contentRoot: reveal.contentRoot.toLowerCase() as Hex32, numSamples: reveal.numSamples.toString() } : {}),
       ...(ruleEvidence ? { score: figure(ruleEvidence.score) } : {}),
       ...(Object.keys(evidence).length > 0 ? { evidence } : {}),
+      ...(j.telemetry ? { telemetry: j.telemetry } : {}),
     };
   });
 

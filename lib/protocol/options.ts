@@ -33,6 +33,72 @@ function compressionProblems(value: unknown): string[] {
   return out;
 }
 
+// ---- telemetry -----------------------------------------------------------------------------
+
+/**
+ * Which training telemetry is plausible for this task. Claimed samples outside the bounds make
+ * the update invalid (the count is revealed on-chain and weights rewards); the other findings
+ * are flagged in the report without slashing, because telemetry is self-reported.
+ */
+export interface TelemetryOption {
+  /** Fewest samples a participant may claim (default 1). */
+  readonly minSamples?: number;
+  /** Most samples a participant may claim (default: no bound). */
+  readonly maxSamples?: number;
+  /** Most local epochs a participant may report (default: no bound). */
+  readonly maxEpochs?: number;
+  /** Flag when loss_after exceeds this x loss_before (default 2: training that doubles its own loss did not train). */
+  readonly maxLossRatio?: number;
+}
+
+function telemetryProblems(value: unknown): string[] {
+  if (!isObject(value)) return ["options.telemetry must be an object"];
+  const v = value as Record<string, unknown>;
+  const out = unknownKeys(v, ["minSamples", "maxSamples", "maxEpochs", "maxLossRatio"], "options.telemetry");
+  for (const key of ["minSamples", "maxSamples", "maxEpochs"]) {
+    const n = v[key];
+    if (n !== undefined && !(Number.isSafeInteger(n) && (n as number) >= (key === "minSamples" ? 0 : 1))) {
+      out.push(`options.telemetry.${key} must be a ${key === "minSamples" ? "non-negative" : "positive"} integer, found ${JSON.stringify(n)}`);
+    }
+  }
+  if (typeof v.minSamples === "number" && typeof v.maxSamples === "number" && v.minSamples > v.maxSamples) {
+    out.push(`options.telemetry.minSamples (${v.minSamples}) exceeds maxSamples (${v.maxSamples})`);
+  }
+  if (v.maxLossRatio !== undefined && !(typeof v.maxLossRatio === "number" && Number.isFinite(v.maxLossRatio) && v.maxLossRatio >= 1)) {
+    out.push(`options.telemetry.maxLossRatio must be a finite number >= 1, found ${JSON.stringify(v.maxLossRatio)}`);
+  }
+  return out;
+}
+
+// ---- anomaly -------------------------------------------------------------------------------
+
+/** The learned anomaly detector (lib/aggregator/anomaly.ts) feeding the verdict policy. */
+export interface AnomalyOption {
+  /** Robust z-score above which an update is flagged in the report (default 3.5, Iglewicz and Hoaglin's cut-off). */
+  readonly threshold?: number;
+  /** Dimensions of the seeded random projection, 1 to 32 (default 16). */
+  readonly dims?: number;
+  /** Robust z-score above which a flagged update is also an outlier, slashed, when a second signal agrees (default: never). */
+  readonly slashThreshold?: number;
+}
+
+function anomalyProblems(value: unknown): string[] {
+  if (!isObject(value)) return ["options.anomaly must be an object"];
+  const v = value as Record<string, unknown>;
+  const out = unknownKeys(v, ["threshold", "dims", "slashThreshold"], "options.anomaly");
+  for (const key of ["threshold", "slashThreshold"]) {
+    const n = v[key];
+    if (n !== undefined && !(typeof n === "number" && Number.isFinite(n) && n > 0)) out.push(`options.anomaly.${key} must be a positive finite number, found ${JSON.stringify(n)}`);
+  }
+  if (v.dims !== undefined && !(Number.isInteger(v.dims) && (v.dims as number) >= 1 && (v.dims as number) <= 32)) {
+    out.push(`options.anomaly.dims must be an integer from 1 to 32, found ${JSON.stringify(v.dims)}`);
+  }
+  if (typeof v.threshold === "number" && typeof v.slashThreshold === "number" && v.slashThreshold < v.threshold) {
+    out.push(`options.anomaly.slashThreshold (${v.slashThreshold}) is below threshold (${v.threshold})`);
+  }
+  return out;
+}
+
 // ---- reputation ----------------------------------------------------------------------------
 
 /**
@@ -76,11 +142,15 @@ function reputationProblems(value: unknown): string[] {
 export interface TaskOptions {
   readonly compression?: CompressionOption;
   readonly reputation?: ReputationOption;
+  readonly telemetry?: TelemetryOption;
+  readonly anomaly?: AnomalyOption;
 }
 
 const SECTIONS: Readonly<Record<keyof TaskOptions, (value: unknown) => string[]>> = {
   compression: compressionProblems,
   reputation: reputationProblems,
+  telemetry: telemetryProblems,
+  anomaly: anomalyProblems,
 };
 
 /** Every problem of a spec's `options` value (empty when it is well-formed or absent). */
