@@ -14,6 +14,7 @@ import { evaluate, type OptimizerName } from "../../client/train/train.js";
 import { aggregate, type RawParams } from "../aggregation/index.js";
 import { DEFAULT_POLICY, judge, type Candidate, type EarlierUpdate, type Judgement, type PolicyParams } from "../aggregator/policy.js";
 import { AnchorFLError } from "../errors.js";
+import type { TaskOptions } from "../protocol/options.js";
 import { deriveSeed } from "../random.js";
 import { flatten, unflatten, type Tensor } from "../tensors.js";
 
@@ -37,6 +38,8 @@ export interface SimulationSettings {
   /** true: aggregate only what the policy accepts, as the deployed aggregator does; false: the rule alone sees every update. */
   readonly usePolicy: boolean;
   readonly policy?: PolicyParams;
+  /** The task options the policy reads (telemetry bounds, the anomaly detector), as in the task's spec. */
+  readonly options?: TaskOptions;
   readonly epochs: number;
   readonly batchSize: number;
   readonly learningRate: number;
@@ -114,7 +117,7 @@ export async function simulate(s: SimulationSettings): Promise<SimulationResult>
     const vectors = updates.map((u) => flatten(u.update));
     const candidates: Candidate[] = addresses.map((address, i) => ({ address, submission: { status: "valid", vector: vectors[i], revealBlock: i } }));
     const base = `round-${r}`; // stands for the base model's digest: what the copy test compares
-    const judgements = judge(candidates, earlier, s.policy ?? DEFAULT_POLICY, base);
+    const judgements = judge(candidates, earlier, s.policy ?? DEFAULT_POLICY, base, { options: s.options, taskId: 0n, round: BigInt(r) });
     const accepted = new Set(judgements.filter((j) => !s.usePolicy || j.verdict === "accepted").map((j) => j.address));
     const chosen = addresses.flatMap((address, i) => (accepted.has(address) ? [{ id: address.toLowerCase(), numSamples: updates[i].numSamples, vector: vectors[i] }] : []));
     const result = chosen.length > 0 ? aggregate(s.rule, chosen, s.ruleParams ?? {}) : undefined;
