@@ -30,7 +30,14 @@ export type SafetensorsReason =
   | "spec-mismatch"
   // encoder input
   | "bad-tensor"
-  | "duplicate-name";
+  | "duplicate-name"
+  // compressed updates (compression.ts)
+  | "compression-layout"
+  | "compression-mismatch"
+  | "f16-overflow"
+  | "bad-scale"
+  | "out-of-range"
+  | "bad-indices";
 
 export class SafetensorsError extends AnchorFLError {
   readonly reason: SafetensorsReason;

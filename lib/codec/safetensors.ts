@@ -30,15 +30,33 @@ if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
   throw new Error("the safetensors codec needs a little-endian host");
 }
 
+/**
+ * A tensor as stored, in one of the dtypes AnchorFL writes: F32 for weights and dense updates;
+ * F16, I8 and I32 only inside compressed updates (see compression.ts), where F16 data is kept
+ * as its raw bit patterns.
+ */
+export type StoredTensor = TensorShape &
+  (
+    | { readonly dtype: "F32"; readonly data: Float32Array }
+    | { readonly dtype: "F16"; readonly data: Uint16Array }
+    | { readonly dtype: "I8"; readonly data: Int8Array }
+    | { readonly dtype: "I32"; readonly data: Int32Array }
+  );
+export type Dtype = StoredTensor["dtype"];
+
 interface DtypeCodec {
   readonly size: number;
-  /** Turns the dtype's raw bytes into float32 values in a fresh, aligned array. */
-  readonly toFloat32: (raw: Uint8Array) => Float32Array;
+  /** Wraps a fresh, aligned copy of the dtype's raw bytes in its typed array. */
+  readonly read: (raw: Uint8Array) => StoredTensor["data"];
+  readonly holds: (data: ArrayBufferView) => boolean;
 }
 
-// The dtypes this codec reads. Adding F16 or I8 later means one entry here (and an encoder option).
-const DTYPES: Readonly<Record<string, DtypeCodec>> = {
-  F32: { size: 4, toFloat32: (raw) => new Float32Array(copyBytes(raw).buffer) },
+// The dtypes this codec reads and writes; anything else is refused as unsupported.
+const DTYPES: Readonly<Record<Dtype, DtypeCodec>> = {
+  F32: { size: 4, read: (raw) => new Float32Array(copyBytes(raw).buffer), holds: (d) => d instanceof Float32Array },
+  F16: { size: 2, read: (raw) => new Uint16Array(copyBytes(raw).buffer), holds: (d) => d instanceof Uint16Array },
+  I8: { size: 1, read: (raw) => new Int8Array(copyBytes(raw).buffer), holds: (d) => d instanceof Int8Array },
+  I32: { size: 4, read: (raw) => new Int32Array(copyBytes(raw).buffer), holds: (d) => d instanceof Int32Array },
 };
 
 /** A copy in a new ArrayBuffer of its own. (Not `raw.slice()`: on a Node Buffer that is a view.) */
@@ -47,7 +65,6 @@ function copyBytes(raw: Uint8Array): Uint8Array {
   out.set(raw);
   return out;
 }
-const WRITTEN_DTYPE = "F32";
 
 export interface DecodeOptions {
   /** When given, the file must hold exactly these tensors with exactly these shapes. */
@@ -61,9 +78,15 @@ export interface DecodedSafetensors {
   readonly metadata: Record<string, string>;
 }
 
+export interface DecodedStored {
+  /** In canonical order, each in its stored dtype, with fresh data owned by the caller; F32 and F16 values are finite. */
+  readonly tensors: StoredTensor[];
+  readonly metadata: Record<string, string>;
+}
+
 interface Entry {
   readonly name: string;
-  readonly dtype: DtypeCodec;
+  readonly dtype: Dtype;
   readonly shape: number[];
   readonly begin: number;
   readonly end: number;
@@ -72,8 +95,19 @@ interface Entry {
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
-/** Encodes the tensors (any order; written sorted by name) and string metadata as safetensors. */
+/** Encodes float32 tensors (any order; written sorted by name) and string metadata as safetensors. */
 export function encodeSafetensors(tensors: readonly Tensor[], metadata: Readonly<Record<string, string>>): Uint8Array {
+  tensors.forEach((t) => {
+    if (!(t.data instanceof Float32Array)) throw new SafetensorsError("bad-tensor", `tensor ${JSON.stringify(t.name)} data must be a Float32Array`);
+  });
+  return encodeStoredSafetensors(
+    tensors.map((t) => ({ ...t, dtype: "F32" as const })),
+    metadata,
+  );
+}
+
+/** Encodes tensors of any written dtype (any order; written sorted by name) and string metadata as safetensors. */
+export function encodeStoredSafetensors(tensors: readonly StoredTensor[], metadata: Readonly<Record<string, string>>): Uint8Array {
   const ordered = canonicalOrder(tensors);
   checkEncodable(ordered);
   checkMetadataValues(metadata);
@@ -90,7 +124,7 @@ export function encodeSafetensors(tensors: readonly Tensor[], metadata: Readonly
   return out;
 }
 
-function checkEncodable(ordered: readonly Tensor[]): void {
+function checkEncodable(ordered: readonly StoredTensor[]): void {
   ordered.forEach((t, i) => {
     if (i > 0 && ordered[i - 1].name === t.name) {
       throw new SafetensorsError("duplicate-name", `two tensors are named ${JSON.stringify(t.name)}; names must be unique`, { details: { name: t.name } });
@@ -98,16 +132,16 @@ function checkEncodable(ordered: readonly Tensor[]): void {
     if (t.name === METADATA_KEY) {
       throw new SafetensorsError("bad-tensor", `a tensor may not be named ${METADATA_KEY}: the format reserves that key`);
     }
-    if (!(t.data instanceof Float32Array)) {
-      throw new SafetensorsError("bad-tensor", `tensor ${JSON.stringify(t.name)} data must be a Float32Array`);
-    }
+    const codec = Object.hasOwn(DTYPES, t.dtype) ? DTYPES[t.dtype] : undefined;
+    if (!codec) throw new SafetensorsError("unsupported-dtype", `tensor ${JSON.stringify(t.name)} has dtype ${JSON.stringify(t.dtype)}; this writer knows ${Object.keys(DTYPES).join(", ")}`);
+    if (!codec.holds(t.data)) throw new SafetensorsError("bad-tensor", `tensor ${JSON.stringify(t.name)} of dtype ${t.dtype} has the wrong kind of typed array`);
     const count = checkShape(t.name, t.shape, Number.MAX_SAFE_INTEGER, "bad-tensor");
     if (count !== t.data.length) {
       throw new SafetensorsError("bad-tensor", `tensor ${JSON.stringify(t.name)} has shape [${t.shape.join(", ")}] (${count} values) but ${t.data.length} values of data`, {
         details: { name: t.name, expected: count, found: t.data.length },
       });
     }
-    checkFinite(t);
+    checkStoredFinite(t);
   });
 }
 
@@ -119,7 +153,7 @@ function checkMetadataValues(metadata: Readonly<Record<string, string>>): void {
   }
 }
 
-function paddedHeader(ordered: readonly Tensor[], metadata: Readonly<Record<string, string>>): Uint8Array {
+function paddedHeader(ordered: readonly StoredTensor[], metadata: Readonly<Record<string, string>>): Uint8Array {
   const parts: string[] = [];
   const keys = Object.keys(metadata).sort(compareNames);
   if (keys.length > 0) {
@@ -128,7 +162,7 @@ function paddedHeader(ordered: readonly Tensor[], metadata: Readonly<Record<stri
   let offset = 0;
   for (const t of ordered) {
     const end = offset + t.data.byteLength;
-    parts.push(`${JSON.stringify(t.name)}:{"dtype":"${WRITTEN_DTYPE}","shape":[${t.shape.join(",")}],"data_offsets":[${offset},${end}]}`);
+    parts.push(`${JSON.stringify(t.name)}:{"dtype":"${t.dtype}","shape":[${t.shape.join(",")}],"data_offsets":[${offset},${end}]}`);
     offset = end;
   }
   const json = new TextEncoder().encode(`{${parts.join(",")}}`);
@@ -147,8 +181,34 @@ function paddedHeader(ordered: readonly Tensor[], metadata: Readonly<Record<stri
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/** Decodes and fully validates a safetensors file; throws SafetensorsError on anything else. */
+/** Decodes and fully validates a float32 safetensors file; throws SafetensorsError on anything else. */
 export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}): DecodedSafetensors {
+  const { tensors, metadata } = decodeStoredSafetensors(bytes, options);
+  return { tensors: denseTensors(tensors, options.expected), metadata };
+}
+
+/**
+ * The float32 tensors of a file, checked against the expected shapes when given. The other
+ * dtypes appear only in compressed updates, whose own decoder (compression.ts) reads them.
+ */
+export function denseTensors(stored: readonly StoredTensor[], expected?: readonly TensorShape[]): Tensor[] {
+  const other = stored.find((t) => t.dtype !== "F32");
+  if (other) {
+    throw new SafetensorsError("unsupported-dtype", `tensor ${JSON.stringify(other.name)} has dtype ${other.dtype}; weights and uncompressed updates are F32 only`, {
+      hint: "F16, I8 and I32 tensors belong in updates whose metadata names their compression",
+      details: { name: other.name, found: other.dtype },
+    });
+  }
+  if (expected) checkExpected(stored, expected);
+  return stored.map((t) => ({ name: t.name, shape: t.shape, data: t.data as Float32Array }));
+}
+
+/**
+ * Decodes and validates a safetensors file's framing, header and layout, returning every tensor
+ * in its stored dtype (F32, F16, I8, I32); float values must be finite. Shapes are not checked
+ * here: that is up to the reader of the dtype (denseTensors, or the compression decoder).
+ */
+export function decodeStoredSafetensors(bytes: Uint8Array, options: Pick<DecodeOptions, "maxHeaderBytes"> = {}): DecodedStored {
   const headerLength = readHeaderLength(bytes, options.maxHeaderBytes ?? MAX_HEADER_BYTES);
   const header = parseHeader(bytes.subarray(8, 8 + headerLength));
   const dataStart = 8 + headerLength;
@@ -160,13 +220,10 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
     else entries.push(readEntry(key, value, dataLength));
   }
   checkLayout(entries, dataLength);
-  if (options.expected) checkExpected(entries, options.expected);
-  const tensors = canonicalOrder(entries).map((e) => ({
-    name: e.name,
-    shape: e.shape,
-    data: e.dtype.toFloat32(bytes.subarray(dataStart + e.begin, dataStart + e.end)),
-  }));
-  tensors.forEach(checkFinite);
+  const tensors = canonicalOrder(entries).map(
+    (e) => ({ name: e.name, shape: e.shape, dtype: e.dtype, data: DTYPES[e.dtype].read(bytes.subarray(dataStart + e.begin, dataStart + e.end)) }) as StoredTensor,
+  );
+  tensors.forEach(checkStoredFinite);
   return { tensors, metadata };
 }
 
@@ -232,8 +289,8 @@ function readEntry(name: string, value: JsonValue, dataLength: number): Entry {
   if (typeof dtypeName !== "string") {
     throw new SafetensorsError("bad-entry", `tensor ${quoted} dtype must be a string, found ${jsonType(dtypeName)}`, { details: { name } });
   }
-  const dtype = Object.hasOwn(DTYPES, dtypeName) ? DTYPES[dtypeName] : undefined;
-  if (!dtype) {
+  const codec = Object.hasOwn(DTYPES, dtypeName) ? DTYPES[dtypeName as Dtype] : undefined;
+  if (!codec) {
     throw new SafetensorsError("unsupported-dtype", `tensor ${quoted} has dtype ${JSON.stringify(dtypeName)}; this reader accepts ${Object.keys(DTYPES).join(", ")}`, {
       details: { name, found: dtypeName },
     });
@@ -242,11 +299,11 @@ function readEntry(name: string, value: JsonValue, dataLength: number): Entry {
   if (!Array.isArray(shape)) {
     throw new SafetensorsError("bad-shape", `tensor ${quoted} shape must be an array, found ${jsonType(shape)}`, { details: { name } });
   }
-  const count = checkShape(name, shape, Math.floor(dataLength / dtype.size), "bad-shape");
+  const count = checkShape(name, shape, Math.floor(dataLength / codec.size), "bad-shape");
   const [begin, end] = readOffsets(name, value.get("data_offsets"));
-  if (end - begin !== count * dtype.size) {
-    throw new SafetensorsError("offsets-length", `tensor ${quoted} spans ${end - begin} bytes but shape [${shape.join(", ")}] needs ${count * dtype.size}`, {
-      details: { name, expected: count * dtype.size, found: end - begin },
+  if (end - begin !== count * codec.size) {
+    throw new SafetensorsError("offsets-length", `tensor ${quoted} spans ${end - begin} bytes but shape [${shape.join(", ")}] needs ${count * codec.size}`, {
+      details: { name, expected: count * codec.size, found: end - begin },
     });
   }
   if (end > dataLength) {
@@ -254,7 +311,7 @@ function readEntry(name: string, value: JsonValue, dataLength: number): Entry {
       details: { name, begin, end, dataLength },
     });
   }
-  return { name, dtype, shape: shape as number[], begin, end };
+  return { name, dtype: dtypeName as Dtype, shape: shape as number[], begin, end };
 }
 
 /** Checks a shape's dimensions and returns its element count, refusing counts above maxElements. */
@@ -319,7 +376,8 @@ function checkLayout(entries: readonly Entry[], dataLength: number): void {
   }
 }
 
-function checkExpected(entries: readonly Entry[], expected: readonly TensorShape[]): void {
+/** The tensors must be exactly the expected ones (names and shapes); a spec-mismatch error lists every difference. */
+export function checkExpected(entries: readonly TensorShape[], expected: readonly TensorShape[]): void {
   const found = new Map(entries.map((e) => [e.name, e.shape]));
   const wanted = new Map(expected.map((s) => [s.name, s.shape]));
   const problems: string[] = [];
@@ -340,15 +398,24 @@ function checkExpected(entries: readonly Entry[], expected: readonly TensorShape
   }
 }
 
-function checkFinite(t: Tensor): void {
+/** Refuses NaN and infinities in F32 data, and the F16 bit patterns that mean them (exponent all ones). */
+function checkStoredFinite(t: StoredTensor): void {
+  if (t.dtype === "F32") checkFinite(t);
+  if (t.dtype !== "F16") return;
+  const bad = t.data.findIndex((bits) => (bits & 0x7c00) === 0x7c00);
+  if (bad >= 0) nonFinite(t, bad, (t.data[bad] & 0x3ff) !== 0 ? NaN : t.data[bad] & 0x8000 ? -Infinity : Infinity);
+}
+
+/** Refuses NaN and infinities, naming the tensor and the first bad position. */
+export function checkFinite(t: Tensor): void {
   const { data } = t;
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) {
-      throw new SafetensorsError("non-finite", `tensor ${JSON.stringify(t.name)} has ${data[i]} at index ${i} (position [${position(i, t.shape).join(", ")}]); values must be finite`, {
-        details: { name: t.name, index: i, value: String(data[i]) },
-      });
-    }
-  }
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) nonFinite(t, i, data[i]);
+}
+
+function nonFinite(t: TensorShape, index: number, value: number): never {
+  throw new SafetensorsError("non-finite", `tensor ${JSON.stringify(t.name)} has ${value} at index ${index} (position [${position(index, t.shape).join(", ")}]); values must be finite`, {
+    details: { name: t.name, index, value: String(value) },
+  });
 }
 
 /** The multi-dimensional position of a flat (row-major) index. */

@@ -2,7 +2,8 @@
 // (which holds strings only). It binds the weights to their task, round, author and base model,
 // so a file cannot be replayed into another round or task unnoticed. Each value has exactly one
 // accepted spelling, so parsing and re-formatting gives back the same strings (and bytes).
-// Keys outside the required set are kept as `extra` (e.g. training telemetry).
+// Keys outside the required set are kept as `extra` (e.g. training telemetry), except the
+// optional `compression`, which says how a delta's tensors are stored (see compression.ts).
 import { getAddress } from "ethers";
 import type { Hex32 } from "../digest.js";
 import { SafetensorsError } from "./errors.js";
@@ -10,6 +11,10 @@ import { SafetensorsError } from "./errors.js";
 export const FORMAT_VERSION = "anchorfl/1";
 
 export type UpdateKind = "delta" | "model";
+
+/** How a compressed delta stores its tensors; absent: float32, one F32 tensor per weight. */
+export const COMPRESSION_SCHEMES = ["f16", "i8", "topk"] as const;
+export type CompressionScheme = (typeof COMPRESSION_SCHEMES)[number];
 
 export interface UpdateMetadata {
   readonly taskId: bigint;
@@ -22,6 +27,8 @@ export interface UpdateMetadata {
   readonly kind: UpdateKind;
   /** Digest of the task's model spec (tensor names and shapes). */
   readonly modelSpecDigest: Hex32;
+  /** Deltas only: the compression scheme of the stored tensors (absent: float32). */
+  readonly compression?: CompressionScheme;
   /** Any further string keys, kept verbatim. */
   readonly extra: Readonly<Record<string, string>>;
 }
@@ -37,6 +44,9 @@ export const REQUIRED_KEYS = [
   "kind",
   "model_spec_digest",
 ] as const;
+
+/** Keys AnchorFL writes only when they apply; `extra` may not reuse them either. */
+export const OPTIONAL_KEYS = ["compression"] as const;
 
 /** A malformed or missing AnchorFL metadata value; `key` names the metadata key. */
 export class UpdateMetadataError extends SafetensorsError {
@@ -58,7 +68,7 @@ const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 /** Turns metadata into the string map written to `__metadata__`, validating every value. */
 export function formatUpdateMetadata(meta: UpdateMetadata): Record<string, string> {
   for (const key of Object.keys(meta.extra)) {
-    if (isRequiredKey(key)) throw new UpdateMetadataError(key, "set by its own field, not in extra", meta.extra[key]);
+    if (hasOwnField(key)) throw new UpdateMetadataError(key, "set by its own field, not in extra", meta.extra[key]);
   }
   const strings: Record<string, string> = {
     ...meta.extra,
@@ -70,6 +80,7 @@ export function formatUpdateMetadata(meta: UpdateMetadata): Record<string, strin
     num_samples: String(meta.numSamples),
     kind: meta.kind,
     model_spec_digest: meta.modelSpecDigest.toLowerCase(),
+    ...(meta.compression !== undefined ? { compression: meta.compression } : {}),
   };
   // Parsing is the one definition of "valid": what it accepts is exactly what may be written.
   parseUpdateMetadata(strings);
@@ -84,7 +95,11 @@ export function parseUpdateMetadata(strings: Readonly<Record<string, string>>): 
   const kind = get("kind");
   if (kind !== "delta" && kind !== "model") throw new UpdateMetadataError("kind", '"delta" or "model"', kind);
   const numSamples = decimal("num_samples", get("num_samples"), BigInt(Number.MAX_SAFE_INTEGER));
-  const extra = Object.fromEntries(Object.entries(strings).filter(([k]) => !isRequiredKey(k)));
+  const compression = Object.hasOwn(strings, "compression") ? strings.compression : undefined;
+  if (compression !== undefined && !(kind === "delta" && (COMPRESSION_SCHEMES as readonly string[]).includes(compression))) {
+    throw new UpdateMetadataError("compression", kind === "delta" ? `one of ${COMPRESSION_SCHEMES.join(", ")} (or absent)` : "absent: models are always float32", compression);
+  }
+  const extra = Object.fromEntries(Object.entries(strings).filter(([k]) => !hasOwnField(k)));
   return {
     taskId: decimal("task_id", get("task_id"), UINT256_MAX),
     round: decimal("round", get("round"), UINT256_MAX),
@@ -93,6 +108,7 @@ export function parseUpdateMetadata(strings: Readonly<Record<string, string>>): 
     numSamples: Number(numSamples),
     kind,
     modelSpecDigest: hex32("model_spec_digest", get("model_spec_digest")),
+    ...(compression !== undefined ? { compression: compression as CompressionScheme } : {}),
     extra,
   };
 }
@@ -120,6 +136,7 @@ function canonicalAddress(value: string): string {
   return ADDRESS.test(value) ? getAddress(value.toLowerCase()) : value;
 }
 
-function isRequiredKey(key: string): boolean {
-  return (REQUIRED_KEYS as readonly string[]).includes(key);
+/** Keys with a field of their own (required or optional), never part of `extra`. */
+function hasOwnField(key: string): boolean {
+  return (REQUIRED_KEYS as readonly string[]).includes(key) || (OPTIONAL_KEYS as readonly string[]).includes(key);
 }

@@ -19,12 +19,35 @@ export interface CompressionOption {
   readonly scheme: "f16" | "i8" | "topk";
   /** topk only: the fraction of coordinates each update keeps, in (0, 1]. */
   readonly fraction?: number;
+  /**
+   * topk only (default true): each client carries what it did not send (its residual) into its
+   * next round's update, so nothing is dropped for good. Client-side, so the aggregator cannot
+   * check it; the option says what honest clients of the task do.
+   */
+  readonly errorFeedback?: boolean;
+}
+
+/** Whether clients of a task with this compression keep an error-feedback residual. */
+export const usesErrorFeedback = (c: CompressionOption | undefined): boolean => c?.scheme === "topk" && c.errorFeedback !== false;
+
+/** Parses the command-line form f16 | i8 | topk:FRACTION[:no-ef] (no-ef: without error feedback). */
+export function parseCompression(text: string): CompressionOption {
+  const [scheme, fraction, flag, ...rest] = text.split(":");
+  const option: CompressionOption =
+    scheme === "topk" ? { scheme, fraction: Number(fraction), ...(flag === "no-ef" ? { errorFeedback: false } : {}) } : { scheme: scheme as CompressionOption["scheme"] };
+  const extra = scheme === "topk" ? (flag !== undefined && flag !== "no-ef") || rest.length > 0 : fraction !== undefined;
+  const problems = [...compressionProblems(option), ...(extra ? [`unexpected ":" parts`] : [])];
+  if (problems.length) throw new TaskOptionsError(`compression "${text}": ${problems.join("; ")}`, { hint: "write f16, i8, topk:FRACTION or topk:FRACTION:no-ef (e.g. topk:0.1)" });
+  return option;
 }
 
 function compressionProblems(value: unknown): string[] {
   if (!isObject(value)) return ["options.compression must be an object"];
   const v = value as Record<string, unknown>;
-  const out = unknownKeys(v, ["scheme", "fraction"], "options.compression");
+  const out = unknownKeys(v, ["scheme", "fraction", "errorFeedback"], "options.compression");
+  if (v.errorFeedback !== undefined && (v.scheme !== "topk" || typeof v.errorFeedback !== "boolean")) {
+    out.push(`options.compression.errorFeedback must be a boolean, for topk only, found ${JSON.stringify(v.errorFeedback)}`);
+  }
   if (!["f16", "i8", "topk"].includes(v.scheme as string)) out.push(`options.compression.scheme must be "f16", "i8" or "topk", found ${JSON.stringify(v.scheme)}`);
   if (v.scheme === "topk" && !(typeof v.fraction === "number" && v.fraction > 0 && v.fraction <= 1)) {
     out.push(`options.compression.fraction must be a number in (0, 1] for topk, found ${JSON.stringify(v.fraction)}`);
