@@ -110,7 +110,8 @@ export function submissionOf(reveal: RevealFact, fetched: Fetched | undefined, i
   if ("tooLarge" in fetched) return { status: "invalid", problem: fetched.tooLarge };
   let file;
   try {
-    file = decodeUpdate(fetched.bytes, { expected: modelShapes(inputs.spec) });
+    // Held to the task's compression: a file stored any other way is invalid, like any malformed one.
+    file = decodeUpdate(fetched.bytes, { expected: modelShapes(inputs.spec), compression: inputs.spec.options?.compression ?? "none" });
   } catch (error) {
     if (!(error instanceof AnchorFLError)) throw error;
     return { status: "invalid", problem: firstLine(error.message) };
