@@ -154,6 +154,26 @@ function deadlineText(r: RoundRecord): string {
   return [part("commit", r.commitEnd, "Commit"), part("reveal", r.revealEnd, "Reveal"), `aggregation ${formatTime(r.aggregationEnd)}`].join(", ");
 }
 
+/** The quorum's record: whether it was reached, who agreed with the final result, who dissented and what it cost. */
+function agreementLines(r: RoundRecord, amount: (x: bigint) => string): string[] {
+  const a = r.agreement;
+  if (a.positions.length === 0) return [];
+  const count = (position: string) => a.positions.filter((p) => p.position === position).length;
+  const head = a.reached
+    ? `quorum ${a.quorum} reached: ${count("agreed")} agreed, ${count("dissented")} dissented`
+    : `quorum ${a.quorum} not reached${r.phase === "Aggregation" ? " yet" : ""}: ${a.positions.length} result(s) submitted`;
+  return [
+    `  agreement: ${head}`,
+    ...alignColumns(
+      [
+        ["aggregator", "position", "result hash", "penalty"],
+        ...a.positions.map((p) => [p.aggregator, p.position, p.resultHash, p.penalty === null ? (p.position === "dissented" ? "not yet applied" : "") : amount(p.penalty)]),
+      ],
+      "    ",
+    ),
+  ];
+}
+
 function reportSummary(r: RoundRecord): string | null {
   if (!r.report) return r.finalized ? "not fetched (no content store)" : null;
   if (r.report.status !== "ok") return `${r.report.status}: ${r.report.error}`;
@@ -201,6 +221,7 @@ export function formatRound(h: TaskHistory, r: RoundRecord, verdicts = false): s
         e.tx,
       ]),
     ),
+    ...agreementLines(r, amount),
   ];
   const f = r.finalized;
   const outcome: string[][] = [];

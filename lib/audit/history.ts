@@ -46,6 +46,26 @@ export interface RoundRecord {
   readonly claims: readonly EventOf<"RewardClaimed">[];
   readonly penalties: readonly EventOf<"AggregatorPenalized">[];
   readonly budgetReleased: EventOf<"RoundBudgetReleased"> | null;
+  /** Who submitted what and who agreed with the final result: the quorum's record, swarm or not. */
+  readonly agreement: RoundAgreement;
+}
+
+/** An aggregator's submission measured against the round's outcome. */
+export interface AggregatorPosition {
+  readonly aggregator: string;
+  readonly resultHash: Hex32;
+  /** agreed: its result is the finalized one; dissented: the round finalized with another; undecided: no result finalized (yet). */
+  readonly position: "agreed" | "dissented" | "undecided";
+  /** Bond it lost for dissenting in this round, once the penalty was applied (null before, or when none is due). */
+  readonly penalty: bigint | null;
+}
+
+export interface RoundAgreement {
+  /** Identical results needed to finalize. */
+  readonly quorum: bigint;
+  readonly reached: boolean;
+  /** One per submission, in chain order. */
+  readonly positions: readonly AggregatorPosition[];
 }
 
 export interface ParticipantRecord {
@@ -161,7 +181,7 @@ export function buildHistory(input: HistoryInput): TaskHistory {
   const currentRound = [...byRound.keys()].reduce((max, r) => (r > max ? r : max), 0n);
   const rounds = [...byRound.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([round, list]) => buildRound(round, list, round === currentRound ? input.currentPhase : undefined, modelRef, input.reports));
+    .map(([round, list]) => buildRound(round, list, round === currentRound ? input.currentPhase : undefined, modelRef, input.reports, created.config.quorum));
   const lastFinalized = rounds.filter((r) => r.finalized).at(-1);
   const globalDigest = lastFinalized?.finalized?.newModelDigest ?? created.config.genesisModelDigest;
   const transfers = ofKind(events, "TaskOwnershipTransferred");
@@ -208,6 +228,7 @@ function buildRound(
   currentPhase: Phase | undefined,
   modelRef: (digest: Hex32) => ModelRef,
   reports: ReadonlyMap<string, ReportStatus>,
+  quorum: bigint,
 ): RoundRecord {
   const opened = ofKind(events, "RoundOpened")[0];
   if (!opened) throw new AuditError(`round ${round} has events but no RoundOpened event in the blocks read`);
@@ -215,6 +236,8 @@ function buildRound(
   const last = closedEarly.at(-1);
   const commitClose = closedEarly.find((e) => e.phase === "Commit");
   const finalized = ofKind(events, "RoundFinalized")[0] ?? null;
+  const results = ofKind(events, "ResultSubmitted");
+  const penalties = ofKind(events, "AggregatorPenalized");
   return {
     round,
     // Only the current round can still change phase; an earlier one ended Finalized or Failed for good.
@@ -227,14 +250,35 @@ function buildRound(
     closedEarly,
     commits: ofKind(events, "Committed"),
     reveals: ofKind(events, "Revealed"),
-    results: ofKind(events, "ResultSubmitted"),
+    results,
     finalized,
     model: finalized ? modelRef(finalized.newModelDigest) : null,
     report: finalized ? (reports.get(finalized.reportDigest) ?? null) : null,
     slashes: ofKind(events, "Slashed"),
     claims: ofKind(events, "RewardClaimed"),
-    penalties: ofKind(events, "AggregatorPenalized"),
+    penalties,
     budgetReleased: ofKind(events, "RoundBudgetReleased")[0] ?? null,
+    agreement: agreementOf(results, finalized, penalties, quorum),
+  };
+}
+
+/** Each submission against the finalized result (pure): who agreed, who dissented and what it cost them. */
+export function agreementOf(
+  results: readonly EventOf<"ResultSubmitted">[],
+  finalized: EventOf<"RoundFinalized"> | null,
+  penalties: readonly EventOf<"AggregatorPenalized">[],
+  quorum: bigint,
+): RoundAgreement {
+  const penaltyOf = new Map(penalties.map((p) => [p.aggregator, p.amount]));
+  return {
+    quorum,
+    reached: finalized !== null,
+    positions: results.map((r) => ({
+      aggregator: r.aggregator,
+      resultHash: r.resultHash,
+      position: !finalized ? "undecided" : r.resultHash === finalized.resultHash ? "agreed" : "dissented",
+      penalty: penaltyOf.get(r.aggregator) ?? null,
+    })),
   };
 }
 
