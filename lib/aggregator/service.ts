@@ -215,6 +215,8 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
     );
   } catch (error) {
     if (error instanceof ContractRevertError && (await c.aggregatorInfo(taskId, me)).lastRound === round) return computed("already-submitted");
+    // Swarm members race to the quorum: a result arriving after the round finalized (or failed) is too late, not an error.
+    if (error instanceof ContractRevertError && phaseName(await c.roundPhase(taskId, round)) !== "Aggregation") return computed("missed");
     throw error;
   }
   await options.onStep?.("submitted", round);
