@@ -9,6 +9,7 @@ import { decodeUpdate } from "../codec/update-file.js";
 import type { Hex32 } from "../digest.js";
 import { AnchorFLError } from "../errors.js";
 import { fetchModel, fetchModelSpec, fetchReport, rawBlock } from "../protocol/models.js";
+import type { AggregationReport } from "../protocol/report.js";
 import { ContentNotFoundError, ContentTimeoutError, ContentTooLargeError, IntegrityError, type ContentStore } from "../store/index.js";
 import { flatten } from "../tensors.js";
 import type { EarlierUpdate } from "./policy.js";
@@ -99,7 +100,28 @@ export interface GatherOptions extends FetchOptions {
   readonly lookback: number;
 }
 
-export type GatheredInputs = Omit<RoundInputs, "rule" | "policy" | "softwareVersion" | "evaluate">;
+export type GatheredInputs = Omit<RoundInputs, "rule" | "optimizer" | "serverUpdate" | "policy" | "softwareVersion" | "evaluate"> & {
+  /** The last round finalized before this one and its report: where carried state comes from. */
+  readonly previous?: PreviousRound;
+};
+
+export interface PreviousRound {
+  readonly round: bigint;
+  readonly report: AggregationReport;
+}
+
+/**
+ * The last round of the task finalized before `round`, with its report. A failed round changes
+ * neither the model nor any carried state, so this is the round whose state `round` starts from.
+ */
+export async function previousFinalized(c: AnchorCoordinator, store: ContentStore, taskId: bigint, round: bigint, fromBlock: number): Promise<PreviousRound | undefined> {
+  const last = (await allEvents(c, c.filters.RoundFinalized(taskId), { fromBlock }))
+    .map((log) => c.interface.parseLog(log)!.args)
+    .filter((a) => (a.round as bigint) < round)
+    .at(-1);
+  if (!last) return undefined;
+  return { round: last.round as bigint, report: await fetchReport(store, last.reportDigest) };
+}
 
 /** Everything aggregateRound needs for `round`, from the chain and the store. */
 export async function gatherRound(
@@ -119,6 +141,10 @@ export async function gatherRound(
   const files = await fetchRevealed(store, reveals, maxBytes, options);
   const earlier = await earlierUpdates(c, store, spec, { taskId, round, fromBlock, lookback: options.lookback }, options);
   const reputation = spec.options?.reputation;
+  const previous = await previousFinalized(c, store, taskId, round, fromBlock);
+  if (previous && previous.report.model.digest !== opening.baseModelDigest) {
+    throw new RoundLookupError(`round ${round} of task ${taskId} was opened on model ${opening.baseModelDigest}, but the last finalized round ${previous.round} produced ${previous.report.model.digest}`);
+  }
   return {
     chainId: ids.chainId,
     coordinator: await c.getAddress(),
@@ -133,6 +159,7 @@ export async function gatherRound(
     files,
     earlier,
     ...(reputation ? { reputationHistory: await readReputationHistory(c, store, { taskId, round, fromBlock, window: reputationParams(reputation).window }) } : {}),
+    ...(previous ? { previous } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
 // keyed and sorted by address, arithmetic is the aggregation library's fixed-order float64.
 import { getAddress } from "ethers";
 import { modelShapes, type ModelSpec } from "../../client/model/spec.js";
-import { aggregate, getRule, parseParams, type AggregationResult, type RawParams } from "../aggregation/index.js";
+import { aggregate, getRule, getServerOptimiser, parseParams, type AggregationResult, type RawParams, type ServerState } from "../aggregation/index.js";
 import { compareAddresses } from "../chain/coordinator.js";
 import { decodeUpdate, encodeUpdate } from "../codec/update-file.js";
 import { sha256Digest, type Hex32 } from "../digest.js";
@@ -23,6 +23,7 @@ import { roundReputation, type HistoryRound } from "./reputation.js";
 import { RAW_BLOCK_LIMIT, describeContent } from "../store/index.js";
 import { flatten, unflatten, type Tensor } from "../tensors.js";
 import { POLICY_NAME, figure, judge, metadataProblem, type Candidate, type EarlierUpdate, type Judgement, type PolicyParams, type Submission } from "./policy.js";
+import { OPTIMIZER_STATE, SERVER_UPDATE_STATE, decodeServerUpdate, encodeOptimizerState, type ServerUpdateSource, type StateBinding } from "./state.js";
 
 export class RoundAggregationError extends AnchorFLError {}
 export class ReportTooLargeError extends AnchorFLError {}
@@ -77,6 +78,10 @@ export interface RoundInputs {
   /** The finalized rounds of the reputation window (required when the spec's options include reputation). */
   readonly reputationHistory?: readonly HistoryRound[];
   readonly rule: { readonly name: string; readonly params: RawParams };
+  /** A server optimiser on top of the rule, and the state the round starts from (state.ts previousOptimizerState). */
+  readonly optimizer?: { readonly name: string; readonly params: RawParams; readonly previous: ServerState };
+  /** FLTrust's server update file for this round (computed with a backend, so pinned; state.ts) and its source. */
+  readonly serverUpdate?: { readonly bytes: Uint8Array; readonly source: ServerUpdateSource };
   readonly policy: PolicyParams;
   readonly softwareVersion: string;
   /** Held-out evaluation of the new model; computed with a training backend, so injected. */
@@ -101,6 +106,8 @@ export interface RoundOutput {
   readonly model: readonly Tensor[];
   /** Undefined when no update was accepted (the model is carried forward). */
   readonly aggregation?: AggregationResult;
+  /** The files the report's `state` names, to pin with the model (sorted by name). */
+  readonly stateFiles: readonly { readonly name: string; readonly bytes: Uint8Array }[];
 }
 
 /** Turns one fetched file into what the policy judges. */
@@ -158,10 +165,15 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
     const numSamples = Number(reveals.get(address)!.numSamples);
     return { id: address.toLowerCase(), numSamples: reputation ? reputation.samples(address, numSamples) : numSamples, vector: s.vector };
   });
-  const aggregation = updates.length > 0 ? aggregate(rule.name, updates, ruleParams) : undefined;
+  const binding: StateBinding = { taskId: inputs.taskId, round: inputs.round, modelSpecDigest: inputs.specDigest, baseModelDigest: inputs.baseModel.digest };
+  if (inputs.serverUpdate && rule.name !== "fltrust") throw new RoundAggregationError(`a server update was given, but rule ${rule.name} does not use one (only fltrust does)`);
+  const serverUpdate = inputs.serverUpdate && decodeServerUpdate(inputs.serverUpdate.bytes, inputs.spec, inputs.serverUpdate.source, binding);
+  const aggregation = updates.length > 0 ? aggregate(rule.name, updates, ruleParams, { serverUpdate }) : undefined;
+  const server = serverStep(inputs.optimizer, aggregation?.aggregate);
+  const step = server?.delta ?? aggregation?.aggregate;
   // float32 addition, element by element: the same on every machine.
   const next = new Float32Array(base.length);
-  for (let i = 0; i < base.length; i++) next[i] = base[i] + (aggregation ? aggregation.aggregate[i] : 0);
+  for (let i = 0; i < base.length; i++) next[i] = base[i] + (step ? step[i] : 0);
   const model = unflatten(next, modelShapes(inputs.spec));
 
   const acceptedSamples = accepted.reduce((sum, a) => sum + reveals.get(a)!.numSamples, 0n);
@@ -212,6 +224,12 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
     };
   });
 
+  const stateFiles = [
+    ...(inputs.serverUpdate ? [{ name: SERVER_UPDATE_STATE, bytes: inputs.serverUpdate.bytes }] : []),
+    ...(server ? [{ name: OPTIMIZER_STATE, bytes: encodeOptimizerState(server.state, server.choice, binding) }] : []),
+  ];
+  const state = await Promise.all(stateFiles.map(async (f) => ({ name: f.name, ...(await describeContent(f.bytes)) })));
+
   const evaluation = await inputs.evaluate?.(model);
   const report: AggregationReport = {
     format: REPORT_FORMAT,
@@ -232,6 +250,9 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
       allocations: tree.allocations.map((a) => ({ account: a.account, amount: a.amount.toString() })),
     },
     slashes,
+    ...(state.length > 0 ? { state: state.map((s) => ({ name: s.name, digest: s.digest, contentRoot: s.contentRoot })) } : {}),
+    ...(server ? { optimizer: server.choice } : {}),
+    ...(inputs.serverUpdate ? { serverUpdate: inputs.serverUpdate.source } : {}),
     ...(reputation ? { reputation: reputation.section } : {}),
     ...(evaluation ? { evaluation: roundEvaluation(evaluation) } : {}),
     software: { name: "anchorfl", version: inputs.softwareVersion },
@@ -251,7 +272,22 @@ export async function aggregateRound(inputs: RoundInputs): Promise<RoundOutput> 
     judgements,
     model,
     aggregation,
+    stateFiles,
   };
+}
+
+/**
+ * The server optimiser's step on the rule's aggregate: the delta to apply and the state after the
+ * round. Without an aggregate (nothing accepted) the model stays and so does the state.
+ */
+function serverStep(optimizer: RoundInputs["optimizer"], aggregate: Float32Array | undefined) {
+  if (!optimizer) return undefined;
+  const spec = getServerOptimiser(optimizer.name);
+  const params = parseParams(spec, optimizer.params);
+  const choice = { name: spec.name, params };
+  if (!aggregate) return { choice, state: optimizer.previous, delta: undefined };
+  const step = spec.step(aggregate, optimizer.previous, params);
+  return { choice, state: step.state, delta: step.delta };
 }
 
 /** Accuracy and loss rounded to 4 decimals, as the report records them. */

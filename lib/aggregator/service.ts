@@ -6,8 +6,8 @@
 import { readFileSync } from "node:fs";
 import { getAddress } from "ethers";
 import { ensureBackend } from "../../client/model/backend.js";
-import type { ModelSpec } from "../../client/model/spec.js";
-import { getRule, parseParams, type RawParams } from "../aggregation/index.js";
+import { parameterCount, type ModelSpec } from "../../client/model/spec.js";
+import { getRule, getServerOptimiser, parseParams, type RawParams } from "../aggregation/index.js";
 import { phaseName, send, slashReasonCode, waitForPhase, withRaceHeadroom, type AnchorCoordinator, type Phase } from "../chain/coordinator.js";
 import { ContractRevertError } from "../chain/revert.js";
 import { AnchorFLError } from "../errors.js";
@@ -20,6 +20,8 @@ import { DemoToken__factory } from "../../types/ethers-contracts/index.js";
 import { gatherRound, type FetchOptions } from "./gather.js";
 import { policyParams, type PolicyParams } from "./policy.js";
 import { DEFAULT_RULE, DEFAULT_RULE_PARAMS, aggregateRound, type ReportEvaluation, type RoundResult } from "./round.js";
+import { previousOptimizerState, type RootTraining } from "./state.js";
+import { DEFAULT_ROOT_DATA, parseRootData, serverUpdateFile } from "./state-fltrust.js";
 
 export class AggregatorError extends AnchorFLError {}
 
@@ -32,6 +34,12 @@ export interface AggregatorOptions extends FetchOptions {
   /** Registry name (default trimmed-mean) and its parameters (default beta 0.2 for the default rule). */
   readonly rule?: string;
   readonly ruleParams?: RawParams;
+  /** A server optimiser on top of the rule (fedavgm, fedadam, fedyogi), its state carried round to round. */
+  readonly optimizer?: string;
+  readonly optimizerParams?: RawParams;
+  /** FLTrust only: the root set the server update trains on (default mnist-root:0:100) and its training. */
+  readonly rootData?: string;
+  readonly rootTraining?: Partial<RootTraining>;
   readonly policy?: Readonly<Record<string, number | string | undefined>>;
   /** Evaluate each new model on a held-out set and record it in the report. */
   readonly evaluation?: "mnist-test";
@@ -108,19 +116,43 @@ async function waitForRound(c: AnchorCoordinator, taskId: bigint, after: bigint,
   }
 }
 
-/** Resolves the rule, its parameters and the policy from options (defaults filled in). */
-export function resolveAggregation(o: AggregatorOptions): { rule: { name: string; params: RawParams }; policy: PolicyParams } {
+export interface ResolvedAggregation {
+  readonly rule: { readonly name: string; readonly params: RawParams };
+  readonly optimizer?: { readonly name: string; readonly params: RawParams };
+  readonly fltrust?: { readonly rootData: string; readonly training: Partial<RootTraining> };
+  readonly policy: PolicyParams;
+}
+
+const defined = (raw: RawParams | undefined): RawParams => Object.fromEntries(Object.entries(raw ?? {}).filter(([, v]) => v !== undefined));
+
+/** Resolves the rule, the server optimiser, FLTrust's root set and the policy from options (defaults filled in). */
+export function resolveAggregation(o: AggregatorOptions): ResolvedAggregation {
   const name = o.rule ?? DEFAULT_RULE;
-  const given = Object.fromEntries(Object.entries(o.ruleParams ?? {}).filter(([, v]) => v !== undefined));
+  const given = defined(o.ruleParams);
   const params = name === DEFAULT_RULE && Object.keys(given).length === 0 ? DEFAULT_RULE_PARAMS : given;
-  // Refuse an unknown rule or parameter before waiting for any round.
+  // Refuse an unknown rule, optimiser or parameter before waiting for any round.
   parseParams(getRule(name), params);
-  if (name === "fltrust") {
-    throw new AggregatorError("the aggregator cannot run fltrust yet: its server update (training on a root data set) would have to be pinned and named in the report for verify", {
-      hint: "choose a rule that needs only the updates, e.g. trimmed-mean, median, multi-krum",
-    });
+  let optimizer: ResolvedAggregation["optimizer"];
+  if (o.optimizer !== undefined) {
+    const spec = getServerOptimiser(o.optimizer);
+    const optimizerParams = defined(o.optimizerParams);
+    // One step on a one-value delta runs the optimiser's own range checks (beta1 in [0, 1), ...).
+    spec.step(new Float32Array(1), undefined, parseParams(spec, optimizerParams));
+    optimizer = { name: spec.name, params: optimizerParams };
+  } else if (Object.keys(defined(o.optimizerParams)).length > 0) {
+    throw new AggregatorError(`server optimiser parameters (${Object.keys(defined(o.optimizerParams)).join(", ")}) were given without a server optimiser`, { hint: "add --optimizer fedavgm|fedadam|fedyogi" });
   }
-  return { rule: { name, params }, policy: policyParams(o.policy) };
+  if (name !== "fltrust" && (o.rootData !== undefined || o.rootTraining !== undefined)) {
+    throw new AggregatorError(`a root data set only serves fltrust, and the rule is ${name}`);
+  }
+  const rootData = o.rootData ?? DEFAULT_ROOT_DATA;
+  if (name === "fltrust") parseRootData(rootData);
+  return {
+    rule: { name, params },
+    ...(optimizer ? { optimizer } : {}),
+    ...(name === "fltrust" ? { fltrust: { rootData, training: o.rootTraining ?? {} } } : {}),
+    policy: policyParams(o.policy),
+  };
 }
 
 /**
@@ -133,7 +165,7 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
   const log = options.log ?? ((line: string) => console.log(line));
   const c = ctx.coordinator;
   const me = getAddress(await ctx.signer.getAddress());
-  const { rule, policy } = resolveAggregation(options);
+  const { rule, optimizer, fltrust, policy } = resolveAggregation(options);
   if (await ensureBonded(ctx, taskId, log)) await options.onStep?.("bonded", 0n);
   const round = await waitForRound(c, taskId, 0n, options);
   const base = { taskId, round, participants: [], counts: noCounts(), gasUsed: 0n };
@@ -159,7 +191,7 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
   await options.onStep?.("gathered", round);
   const unavailable = [...gathered.files.values()].filter((f) => "unavailable" in f).length;
   log(
-    `task ${taskId} round ${round}: ${gathered.committers.length} committed, ${gathered.reveals.length} revealed, ${gathered.files.size - unavailable} file(s) fetched, ${unavailable} unavailable (${gatheredAt - started} ms); aggregating with ${rule.name}`,
+    `task ${taskId} round ${round}: ${gathered.committers.length} committed, ${gathered.reveals.length} revealed, ${gathered.files.size - unavailable} file(s) fetched, ${unavailable} unavailable (${gatheredAt - started} ms); aggregating with ${rule.name}${optimizer ? ` + ${optimizer.name}` : ""}`,
   );
   // One participant hiding its file is its own fault; most files missing points at our own store
   // or network, and slashing a majority of honest participants for it is the worst outcome.
@@ -168,9 +200,14 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
       hint: `check the content store (${store.description}) and its connectivity, or raise --fetch-timeout`,
     });
   }
+  // Carried state comes from the last finalized round's report; the server update is trained
+  // here (a backend computes it) and pinned, so verify re-runs the round from the file.
+  const carried = optimizer && { ...optimizer, previous: await previousOptimizerState(store, gathered.previous, optimizer.name, parameterCount(gathered.spec), options.fetchTimeoutMs) };
   const out = await aggregateRound({
     ...gathered,
     rule,
+    ...(carried ? { optimizer: carried } : {}),
+    ...(fltrust ? { serverUpdate: await serverUpdateFile(gathered, fltrust) } : {}),
     policy,
     softwareVersion: SOFTWARE_VERSION,
     ...(options.evaluation ? { evaluate: mnistEvaluator(gathered.spec) } : {}),
@@ -180,6 +217,7 @@ export async function aggregateOnce(ctx: Context, taskId: bigint, options: Aggre
 
   const model = await store.put(out.modelBytes);
   await store.pin(model.cid);
+  for (const file of out.stateFiles) await store.pin((await store.put(file.bytes)).cid);
   const report = await store.put(out.reportBytes);
   await store.pin(report.cid);
   await options.onStep?.("pinned", round);

@@ -3,11 +3,12 @@
 // offline aggregation of update files.
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { rules, type RawParams } from "../../lib/aggregation/index.js";
+import { rules, serverOptimisers, type RawParams } from "../../lib/aggregation/index.js";
 import { aggregateFiles } from "../../lib/aggregator/offline.js";
 import { DEFAULT_POLICY } from "../../lib/aggregator/policy.js";
 import { DEFAULT_RULE } from "../../lib/aggregator/round.js";
 import { runAggregator, type RunOptions } from "../../lib/aggregator/service.js";
+import { DEFAULT_ROOT_DATA, DEFAULT_ROOT_TRAINING, DEFAULT_SERVER_UPDATE_TOLERANCE } from "../../lib/aggregator/state-fltrust.js";
 import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
 import { describeContent } from "../../lib/store/index.js";
 
@@ -24,7 +25,22 @@ interface RuleFlags {
   param?: string[];
 }
 
-interface AggregateFlags extends RuleFlags {
+interface OptimizerFlags {
+  optimizer?: string;
+  serverLr?: string;
+  serverMomentum?: string;
+  beta1?: string;
+  beta2?: string;
+  tau?: string;
+  biasCorrection?: boolean;
+  optimizerParam?: string[];
+  rootData?: string;
+  rootEpochs?: string;
+  rootBatchSize?: string;
+  rootLr?: string;
+}
+
+interface AggregateFlags extends RuleFlags, OptimizerFlags {
   task: string;
   policy?: string[];
   concurrency: string;
@@ -52,6 +68,52 @@ export function ruleParamsOf(o: RuleFlags): RawParams {
   return { ...parsePairs(o.param, "--param"), f: o.f, m: o.m, beta: o.beta, trim: o.trim, clip: o.clip };
 }
 
+/** The server optimiser's raw parameters from its flags; the registry checks them. */
+export function optimizerParamsOf(o: OptimizerFlags): RawParams {
+  return {
+    ...parsePairs(o.optimizerParam, "--optimizer-param"),
+    lr: o.serverLr,
+    momentum: o.serverMomentum,
+    beta1: o.beta1,
+    beta2: o.beta2,
+    tau: o.tau,
+    biasCorrection: o.biasCorrection,
+  };
+}
+
+/** FLTrust's root set and server training from their flags (undefined: the defaults). */
+function rootOptionsOf(o: OptimizerFlags): Pick<RunOptions, "rootData" | "rootTraining"> {
+  const training = {
+    ...(o.rootEpochs !== undefined ? { epochs: parseInteger(o.rootEpochs, "--root-epochs", 1, 1_000) } : {}),
+    ...(o.rootBatchSize !== undefined ? { batchSize: parseInteger(o.rootBatchSize, "--root-batch-size", 1, 100_000) } : {}),
+    ...(o.rootLr !== undefined ? { learningRate: positiveNumber(o.rootLr, "--root-lr") } : {}),
+  };
+  return { ...(o.rootData !== undefined ? { rootData: o.rootData } : {}), ...(Object.keys(training).length > 0 ? { rootTraining: training } : {}) };
+}
+
+function positiveNumber(text: string, what: string): number {
+  const n = Number(text);
+  if (!/^[0-9.eE+-]+$/.test(text) || !Number.isFinite(n) || n <= 0) throw new CommandOptionError(`${what} must be a positive number, got "${text}"`);
+  return n;
+}
+
+function addOptimizerOptions(command: Command): Command {
+  const t = DEFAULT_ROOT_TRAINING;
+  return command
+    .option("--optimizer <name>", `server optimiser on top of the rule, its state carried round to round: ${Object.keys(serverOptimisers).join(", ")}`)
+    .option("--server-lr <x>", "server learning rate (defaults: fedavgm 1, fedadam 0.1, fedyogi 0.01)")
+    .option("--server-momentum <x>", "fedavgm: momentum (default 0.9)")
+    .option("--beta1 <x>", "fedadam, fedyogi: first-moment decay (default 0.9)")
+    .option("--beta2 <x>", "fedadam, fedyogi: second-moment decay (default 0.99)")
+    .option("--tau <x>", "fedadam, fedyogi: adaptivity added to sqrt(v) (defaults 1e-9, 1e-3)")
+    .option("--bias-correction", "fedadam, fedyogi: Adam's bias correction")
+    .option("--optimizer-param <key=value...>", "any server optimiser parameter by its name (lr, momentum, beta1, beta2, tau, biasCorrection)")
+    .option("--root-data <name>", `fltrust: the root set the server update trains on, mnist-root:<seed>:<size> (default ${DEFAULT_ROOT_DATA})`)
+    .option("--root-epochs <n>", `fltrust: server training epochs (default ${t.epochs})`)
+    .option("--root-batch-size <n>", `fltrust: server training batch size (default ${t.batchSize})`)
+    .option("--root-lr <x>", `fltrust: server training learning rate, plain SGD (default ${t.learningRate})`);
+}
+
 function addRuleOptions(command: Command): Command {
   return command
     .option("--rule <name>", `aggregation rule: ${Object.keys(rules).join(", ")}`, DEFAULT_RULE)
@@ -66,11 +128,13 @@ function addRuleOptions(command: Command): Command {
 const seconds = (text: string, what: string) => parseInteger(text, what, 1, 86_400) * 1000;
 
 export function register(program: Command): void {
-  addRuleOptions(
-    program
-      .command("aggregate")
-      .description("aggregate a task's rounds: wait for Aggregation, fetch and judge the reveals, aggregate, pin the model and report, submit the result")
-      .requiredOption("--task <id>", "task id"),
+  addOptimizerOptions(
+    addRuleOptions(
+      program
+        .command("aggregate")
+        .description("aggregate a task's rounds: wait for Aggregation, fetch and judge the reveals, aggregate, pin the model and report, submit the result")
+        .requiredOption("--task <id>", "task id"),
+    ),
   )
     .option("--policy <key=value...>", `verdict policy parameters (defaults: ${Object.entries(DEFAULT_POLICY).map(([k, v]) => `${k}=${v}`).join(", ")})`)
     .option("--concurrency <n>", "revealed files fetched at once", "8")
@@ -85,6 +149,9 @@ export function register(program: Command): void {
       const options: RunOptions = {
         rule: o.rule,
         ruleParams: ruleParamsOf(o),
+        ...(o.optimizer !== undefined ? { optimizer: o.optimizer } : {}),
+        optimizerParams: optimizerParamsOf(o),
+        ...rootOptionsOf(o),
         policy: parsePairs(o.policy, "--policy"),
         concurrency: parseInteger(o.concurrency, "--concurrency", 1, 256),
         fetchTimeoutMs: seconds(o.fetchTimeout, "--fetch-timeout"),
@@ -118,13 +185,18 @@ export function register(program: Command): void {
     .requiredOption("--task <id>", "task id")
     .requiredOption("--round <n>", "round number")
     .option("--eval", "also recompute the held-out evaluation and compare it approximately")
+    .option("--server-update-tolerance <x>", `fltrust: largest relative L2 distance between the re-trained and the pinned server update`, String(DEFAULT_SERVER_UPDATE_TOLERANCE))
     .option("--fetch-timeout <seconds>", "per file", "30")
     .option("--json", "print the comparison as JSON")
-    .action(async (o: { task: string; round: string; eval?: boolean; fetchTimeout: string; json?: boolean }, cmd: Command) => {
+    .action(async (o: { task: string; round: string; eval?: boolean; serverUpdateTolerance: string; fetchTimeout: string; json?: boolean }, cmd: Command) => {
       const ctx = await openContext(cmd.optsWithGlobals() as GlobalOptions, { readOnly: true });
       try {
         const ids = { chainId: ctx.chainId, taskId: parseId(o.task, "--task"), round: parseId(o.round, "--round"), fromBlock: ctx.fromBlock };
-        const v = await verifyRound(ctx.coordinator, await ctx.store(), ids, { evaluate: o.eval, fetchTimeoutMs: seconds(o.fetchTimeout, "--fetch-timeout") });
+        const v = await verifyRound(ctx.coordinator, await ctx.store(), ids, {
+          evaluate: o.eval,
+          serverUpdateTolerance: positiveNumber(o.serverUpdateTolerance, "--server-update-tolerance"),
+          fetchTimeoutMs: seconds(o.fetchTimeout, "--fetch-timeout"),
+        });
         console.log(o.json ? JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x), 2) : formatVerify(v).join("\n"));
         if (!v.ok) process.exitCode = 1;
       } finally {
