@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { formatUnits, getAddress, parseUnits } from "ethers";
 import { cnnSpec, mlpSpec, type ModelSpec } from "../../client/model/spec.js";
-import { checkTaskOptions, type TaskOptions } from "../../lib/protocol/options.js";
+import { checkTaskOptions, optionFromPairs, type ReputationOption, type TaskOptions } from "../../lib/protocol/options.js";
 import { ensureBackend } from "../../client/model/backend.js";
 import { readRound, requireTask, send } from "../../lib/chain/coordinator.js";
 import { readDeployment } from "../../lib/config.js";
@@ -44,6 +44,38 @@ export function modelSpecByName(name: string, seed: number, options: TaskOptions
   throw new CommandOptionError(`model must be "mlp" or "cnn", got "${name}"`);
 }
 
+const REPUTATION_KEYS: Readonly<Record<string, keyof ReputationOption>> = {
+  weighting: "weighting",
+  select: "select",
+  "half-life": "halfLife",
+  window: "window",
+  prior: "prior",
+  "prior-weight": "priorWeight",
+};
+
+/**
+ * `--reputation on` or a comma list of `weighting`, `select=K`, `half-life=H`, `window=W`,
+ * `prior=P`, `prior-weight=A` into the task option (its ranges are checked with the other options).
+ */
+export function parseReputationOption(text: string): ReputationOption {
+  if (text.trim() === "on") return {};
+  const out: Record<string, number | boolean> = {};
+  for (const item of text.split(",").map((x) => x.trim())) {
+    const [key, value] = item.split("=");
+    const name = Object.hasOwn(REPUTATION_KEYS, key) ? REPUTATION_KEYS[key] : undefined;
+    if (!name) throw new CommandOptionError(`--reputation: unknown item "${item}" (known: on, ${Object.keys(REPUTATION_KEYS).join(", ")})`);
+    if (name === "weighting") {
+      if (value !== undefined) throw new CommandOptionError(`--reputation: "weighting" takes no value, got "${item}"`);
+      out.weighting = true;
+    } else {
+      const n = Number(value);
+      if (value === undefined || value.trim() === "" || !Number.isFinite(n)) throw new CommandOptionError(`--reputation: ${key} needs a number, got "${item}"`);
+      out[name] = n;
+    }
+  }
+  return out as ReputationOption;
+}
+
 export interface TaskCreateOptions {
   model: string;
   seed: string;
@@ -67,12 +99,27 @@ export interface TaskCreateOptions {
   open?: boolean;
   /** Off-chain task options, written into the model spec (built from the option flags). */
   options?: TaskOptions;
+  /** --telemetry [k=v,...]: plausibility bounds for training telemetry (TelemetryOption). */
+  telemetry?: string | boolean;
+  /** --anomaly [k=v,...]: the anomaly detector feeds the policy (AnomalyOption). */
+  anomaly?: string | boolean;
+  /** --reputation: see parseReputationOption. */
+  reputation?: string;
+}
+
+/** The telemetry and anomaly sections from their flags (absent flag: no section). */
+function detectionOptions(o: TaskCreateOptions): TaskOptions {
+  return {
+    ...(o.telemetry !== undefined ? { telemetry: optionFromPairs("--telemetry", o.telemetry) } : {}),
+    ...(o.anomaly !== undefined ? { anomaly: optionFromPairs("--anomaly", o.anomaly) } : {}),
+  };
 }
 
 /** Creates a task from command options; returns its id. Shared by the CLI and the demo. */
 export async function createTaskFromOptions(ctx: Context, o: TaskCreateOptions, log: (line: string) => void): Promise<bigint> {
   const me = await ctx.signer.getAddress();
-  const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31), o.options);
+  const taskOptions: TaskOptions = { ...o.options, ...detectionOptions(o), ...(o.reputation ? { reputation: parseReputationOption(o.reputation) } : {}) };
+  const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31), taskOptions);
   await ensureBackend();
   const store = await ctx.store();
   const genesis = await publishGenesis(store, spec, me);
@@ -144,7 +191,10 @@ export function register(program: Command): void {
     .option("--dissent <bps>", "bond share an aggregator loses for a result that differs from the final one", "1000")
     .option("--aggregators <addresses>", "comma-separated aggregator set (default: you)")
     .option("--quorum <n>", "identical results needed to finalize", "1")
+    .option("--reputation <spec>", "score participants by their verdict history: on, or weighting,select=K,half-life=H,window=W,prior=P,prior-weight=A")
     .option("--open", "open the first round right away")
+    .option("--telemetry [k=v,...]", "check training telemetry: minSamples, maxSamples (outside: invalid), maxEpochs, maxLossRatio (flagged)")
+    .option("--anomaly [k=v,...]", "anomaly detector scores in the report: threshold (default 6), dims (16), slashThreshold (default: never slash)")
     .action(async (o: TaskCreateOptions, cmd: Command) => {
       await withContext(cmd.optsWithGlobals(), (ctx) => createTaskFromOptions(ctx, o, (l) => console.log(l)));
     });

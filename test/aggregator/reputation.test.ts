@@ -15,6 +15,7 @@ import { reportDifferences } from "../../lib/aggregator/verify.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { checkTaskOptions, TaskOptionsError, type ReputationOption } from "../../lib/protocol/options.js";
 import { parseReport, type Verdict } from "../../lib/protocol/report.js";
+import { CommandOptionError, modelSpecByName, parseReputationOption } from "../../scripts/commands/task.js";
 import { PARTICIPANTS, roundInputs } from "./round-fixture.js";
 
 const [A, B, C, D] = PARTICIPANTS;
@@ -97,6 +98,23 @@ describe("reputation", function () {
       TaskOptionsError,
       /options\.reputation\.decay is not a known option.*weighting must be true or false.*select must be a positive integer.*window must be an integer from 1 to 64.*prior must be a number in \[0, 1\]/,
     );
+  });
+
+  it("task create --reputation: parses its items into the option carried by the spec, refusing unknown or malformed items by name", () => {
+    expect(parseReputationOption("on")).to.deep.equal({});
+    expect(parseReputationOption("weighting, select=3,half-life=2.5,window=8,prior=0.4,prior-weight=2")).to.deep.equal({
+      weighting: true,
+      select: 3,
+      halfLife: 2.5,
+      window: 8,
+      prior: 0.4,
+      priorWeight: 2,
+    });
+    expect(modelSpecByName("mlp", 0, { reputation: parseReputationOption("select=3") }).options).to.deep.equal({ reputation: { select: 3 } });
+    expect(() => parseReputationOption("decay=2")).to.throw(CommandOptionError, /unknown item "decay=2"/);
+    expect(() => parseReputationOption("select=")).to.throw(CommandOptionError, /select needs a number/);
+    expect(() => parseReputationOption("weighting=yes")).to.throw(CommandOptionError, /takes no value/);
+    expect(() => modelSpecByName("mlp", 0, { reputation: parseReputationOption("window=0") })).to.throw(TaskOptionsError, /window must be an integer from 1 to 64/);
   });
 
   it("in a round: aggregates only the top k, weights FedAvg, records every committer's score; same bytes across runs and arrival orders", async () => {
