@@ -137,13 +137,22 @@ export async function readJournal(file: string, participant: string): Promise<Jo
  * the old one, fsync the folder. A crash leaves either the old or the new journal, never half.
  */
 export async function writeJournal(file: string, journal: Journal): Promise<void> {
+  try {
+    await writeFileDurably(file, `${JSON.stringify(journal, null, 2)}\n`);
+  } catch (error) {
+    throw new JournalError(`cannot write journal ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** The durable replace behind writeJournal, also used for the participant's other state (its error-feedback residual). */
+export async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   try {
     const handle = await open(tmp, "w", 0o600);
     try {
-      await handle.writeFile(`${JSON.stringify(journal, null, 2)}\n`);
+      await handle.writeFile(data);
       await handle.sync();
     } finally {
       await handle.close();
@@ -151,7 +160,7 @@ export async function writeJournal(file: string, journal: Journal): Promise<void
     await rename(tmp, file);
   } catch (error) {
     await rm(tmp, { force: true });
-    throw new JournalError(`cannot write journal ${file}: ${(error as Error).message}`, { cause: error });
+    throw error;
   }
   const folder = await open(dir, "r");
   try {

@@ -12,8 +12,9 @@ import type { UpdateMetadata } from "../../lib/codec/update-metadata.js";
 import { randomSalt, commitmentOf } from "../../lib/commitment.js";
 import type { Hex32 } from "../../lib/digest.js";
 import { currentModelPointer, fetchModel, fetchModelSpec, type ModelPointer } from "../../lib/protocol/models.js";
+import { usesErrorFeedback } from "../../lib/protocol/options.js";
 import { ContentTimeoutError, StoreUnavailableError } from "../../lib/store/index.js";
-import type { Tensor } from "../../lib/tensors.js";
+import type { Tensor, TensorShape } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import { corruptFile, formatBehaviour, withholdsReveal, type Behaviour, type CraftContext } from "../attacks/behaviours.js";
 import { trainAs } from "../attacks/train-as.js";
@@ -25,6 +26,7 @@ import { chainNow } from "./account.js";
 import { decideCommit, decideRecovery, type CommitDecision } from "./decide.js";
 import { ModelMismatchError, NotEnoughStakeError, RoundNotOpenError, explainRevert } from "./errors.js";
 import { JournalFile, entryCommitment, isPending, journalPath, taskEntries, type JournalEntry } from "./journal.js";
+import { addResidual, readResidual, residualAfter, residualPath, writeResidual, type ResidualKey } from "./residual.js";
 
 /** Training settings a participant chooses; the model, weights and data come from the round. */
 export type LocalTraining = Omit<TrainOptions, "spec" | "globalWeights" | "data" | "indices" | "onProgress">;
@@ -101,12 +103,22 @@ interface RoundInputs {
   readonly weights: Tensor[];
 }
 
+/** Where a top-k client's error-feedback residual lives, and what it carries into this round. */
+interface Feedback {
+  readonly file: string;
+  readonly key: ResidualKey;
+  readonly shapes: readonly TensorShape[];
+  readonly carried?: Float32Array;
+}
+
 
 export class Participant {
   readonly #o: ParticipantOptions;
   readonly #log: (line: string) => void;
   #me?: string;
   #journal?: JournalFile;
+  /** The residual this round's update leaves; written once the update is committed (see residual.ts). */
+  #pendingResidual?: Feedback & { readonly round: bigint; readonly values: Float32Array };
 
   constructor(options: ParticipantOptions) {
     this.#o = options;
@@ -315,10 +327,13 @@ export class Participant {
           ...(t.privacy ? { dp_epsilon: String(t.privacy.epsilon), dp_delta: String(t.privacy.delta) } : {}),
         }
       : {};
-    const bytes = await this.#timed("encode", round, () =>
-      corruptFile(
-        behaviour,
-        encodeUpdate(result.update, {
+    const compression = inputs.spec.options?.compression;
+    const feedback = usesErrorFeedback(compression) ? await this.#feedback(inputs) : undefined;
+    const update = feedback ? addResidual(result.update, feedback.carried) : result.update;
+    const bytes = await this.#timed("encode", round, () => {
+      const encoded = encodeUpdate(
+        update,
+        {
           taskId,
           round,
           participant: me,
@@ -327,9 +342,13 @@ export class Participant {
           kind: "delta",
           modelSpecDigest: inputs.specDigest,
           extra,
-        }),
-      ),
-    );
+        },
+        compression,
+      );
+      // What stays behind is measured against what the aggregator will decode from these very bytes.
+      if (feedback) this.#pendingResidual = { ...feedback, round, values: residualAfter(update, decodeUpdate(encoded, { expected: feedback.shapes }).tensors) };
+      return corruptFile(behaviour, encoded);
+    });
     const store = await ctx.store();
     const stored = await store.put(bytes);
     await store.pin(stored.cid);
@@ -432,7 +451,27 @@ export class Participant {
       await this.#step("skipped", first.round, `not committing: ${decision.reason}`);
       return { kind: "skipped", round: first.round, decision };
     }
-    return this.#finish(await this.#commit(entry));
+    const committed = await this.#commit(entry);
+    await this.#keepResidual(first.round);
+    return this.#finish(committed);
+  }
+
+  /** The task's residual file and the residual it holds (top-k with error feedback only). */
+  async #feedback(inputs: RoundInputs): Promise<Feedback> {
+    const { ctx, taskId } = this.#o;
+    const key = { chainId: ctx.chainId, coordinator: await this.#coordinatorAddress(), taskId, participant: await this.address(), modelSpecDigest: inputs.specDigest };
+    const file = residualPath((await this.journal()).file, key);
+    const shapes = modelShapes(inputs.spec);
+    const stored = await readResidual(file, key, shapes, this.#log);
+    return { file, key, shapes, carried: stored?.values };
+  }
+
+  /** Once the round's update is committed, its residual replaces the carried one on disk. */
+  async #keepResidual(round: bigint): Promise<void> {
+    const pending = this.#pendingResidual;
+    this.#pendingResidual = undefined;
+    if (pending?.round !== round) return;
+    await writeResidual(pending.file, pending.key, pending.shapes, { round, values: pending.values });
   }
 
   /**

@@ -19,7 +19,7 @@
 import type { CompressionOption } from "../protocol/options.js";
 import { canonicalOrder, elementCount, flatten, unflatten, type Tensor, type TensorShape } from "../tensors.js";
 import { SafetensorsError } from "./errors.js";
-import { checkExpected, type StoredTensor } from "./safetensors.js";
+import { checkExpected, checkFinite, type StoredTensor } from "./safetensors.js";
 import type { CompressionScheme } from "./update-metadata.js";
 
 export const SCALE_SUFFIX = "/scale";
@@ -120,11 +120,19 @@ export function topkCount(n: number, fraction: number): number {
 
 /** The k largest |values| (ties: lower index first), indices ascending. */
 export function selectTopk(vector: Float32Array, k: number): { indices: Int32Array; values: Float32Array } {
-  const order = Array.from({ length: vector.length }, (_, i) => i);
-  order.sort((a, b) => Math.abs(vector[b]) - Math.abs(vector[a]) || a - b);
-  const indices = Int32Array.from(order.slice(0, k)).sort();
+  const magnitudes = new Float32Array(vector.length);
+  for (let i = 0; i < vector.length; i++) magnitudes[i] = Math.abs(vector[i]);
+  // The k-th largest magnitude; a typed-array sort is numeric and far faster than a comparator sort.
+  const threshold = k > 0 ? magnitudes.slice().sort()[vector.length - k] : Infinity;
+  let ties = k;
+  for (let i = 0; i < vector.length; i++) if (magnitudes[i] > threshold) ties--;
+  const indices = new Int32Array(k);
+  let j = 0;
+  for (let i = 0; i < vector.length && j < k; i++) {
+    if (magnitudes[i] > threshold || (magnitudes[i] === threshold && ties-- > 0)) indices[j++] = i;
+  }
   const values = new Float32Array(k);
-  for (let j = 0; j < k; j++) values[j] = vector[indices[j]];
+  for (let m = 0; m < k; m++) values[m] = vector[indices[m]];
   return { indices, values };
 }
 
@@ -134,6 +142,8 @@ export function selectTopk(vector: Float32Array, k: number): { indices: Int32Arr
 /** The stored tensors of a delta under the option; throws SafetensorsError for a value the scheme cannot hold. */
 export function compressTensors(tensors: readonly Tensor[], option: CompressionOption): StoredTensor[] {
   const ordered = canonicalOrder(tensors);
+  // Checked before compressing: top-k could otherwise drop a NaN unseen, i8 would spread it.
+  ordered.forEach(checkFinite);
   if (option.scheme === "f16") return ordered.map(toF16);
   if (option.scheme === "i8") {
     checkScaleNames(ordered);
