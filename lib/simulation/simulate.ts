@@ -175,13 +175,13 @@ export async function simulate(s: SimulationSettings): Promise<SimulationResult>
 
   for (let r = 1; r <= s.rounds; r++) {
     const globalWeights = unflatten(model, shapes);
-    const options = (data: Dataset, seed: number) => ({ spec: s.spec, globalWeights, data, epochs: s.epochs, batchSize: s.batchSize, learningRate: s.learningRate, optimizer: s.optimizer ?? "sgd", seed });
+    const trainOptions = (data: Dataset, seed: number) => ({ spec: s.spec, globalWeights, data, epochs: s.epochs, batchSize: s.batchSize, learningRate: s.learningRate, optimizer: s.optimizer ?? "sgd", seed });
     const context = (i: number, honestUpdates?: readonly Tensor[][]) => ({ seed: deriveSeed(s.seed, "attack", r, i), honestUpdates, participants: s.clients, byzantine: bad });
-    const honestTraining = (i: number) => trainAs({ kind: "honest" }, options(shards[i], deriveSeed(s.seed, "train", r, i)), context(i));
+    const honestTraining = (i: number) => trainAs({ kind: "honest" }, trainOptions(shards[i], deriveSeed(s.seed, "train", r, i)), context(i));
     const honestDelta = (i: number): Promise<TrainedUpdate> => (r === 1 && s.cache ? s.cache.get(s.cache.key(s, i), () => honestTraining(i)) : honestTraining(i));
     // What trainAs(behaviour) submits, with the training it shares with an honest client done once: label flip trains on poisoned data; the others craft from the honest delta or ignore it.
     const submit = async (i: number, b: Behaviour, honestUpdates: readonly Tensor[][]): Promise<TrainedUpdate> => {
-      if (b.kind === "label-flip") return trainAs(b, options(shards[i], deriveSeed(s.seed, "train", r, i)), context(i, honestUpdates));
+      if (b.kind === "label-flip") return trainAs(b, trainOptions(shards[i], deriveSeed(s.seed, "train", r, i)), context(i, honestUpdates));
       const ownDelta = ignoresOwnDelta(b) ? zeroUpdate(shapes) : (await honestDelta(i)).update;
       return { update: craftUpdate(b, { ...context(i, honestUpdates), ownDelta }), numSamples: shards[i].n };
     };
@@ -198,7 +198,7 @@ export async function simulate(s: SimulationSettings): Promise<SimulationResult>
     const accepted = new Set(judgements.filter((j) => !s.usePolicy || j.verdict === "accepted").map((j) => j.address));
     const chosen = addresses.flatMap((address, i) => (accepted.has(address) ? [{ id: address.toLowerCase(), numSamples: updates[i].numSamples, vector: vectors[i] }] : []));
     // FLTrust's server update: the same local training on the root set, from the same global model.
-    const serverUpdate = s.rule === "fltrust" && root ? flatten((await trainAs({ kind: "honest" }, options(root, deriveSeed(s.seed, "root", r)), context(-1))).update) : undefined;
+    const serverUpdate = s.rule === "fltrust" && root ? flatten((await trainAs({ kind: "honest" }, trainOptions(root, deriveSeed(s.seed, "root", r)), context(-1))).update) : undefined;
     const result = chosen.length > 0 ? aggregate(s.rule, chosen, s.ruleParams ?? {}, serverUpdate ? { serverUpdate } : {}) : undefined;
     model = addTo(model, result?.aggregate);
 
