@@ -39,6 +39,8 @@ interface DemoOptions {
   malicious: string;
   attack: string;
   rule: string;
+  telemetry?: string | boolean;
+  anomaly?: string | boolean;
   model: string;
   partition: string;
   seed: string;
@@ -56,6 +58,8 @@ const options = new Command("demo")
   .option("--malicious <n>", "how many of the clients attack (the last ones)", "2")
   .option("--attack <list>", `comma-separated behaviours cycled over the malicious clients: ${ATTACK_SYNTAX}`, "sign-flip,scale:10")
   .option("--rule <name>", "aggregation rule (see `aggregate --help`)", DEFAULT_RULE)
+  .option("--telemetry [k=v,...]", "task option: check training telemetry (minSamples, maxSamples, maxEpochs, maxLossRatio)")
+  .option("--anomaly [k=v,...]", "task option: anomaly detector scores in the reports (threshold, dims, slashThreshold)")
   .option("--model <name>", "mlp or cnn", "mlp")
   .option("--partition <spec>", "iid, dirichlet:ALPHA, shards:K or quantity:ALPHA", "iid")
   .option("--seed <n>", "seed of the partition, the genesis model and the training", "1")
@@ -148,6 +152,8 @@ async function main(): Promise<void> {
       dissent: "1000",
       quorum: "1",
       open: true,
+      telemetry: options.telemetry,
+      anomaly: options.anomaly,
     },
     (line) => say(`▸ ${line}`),
   );

@@ -97,7 +97,7 @@ function telemetryProblems(value: unknown): string[] {
 
 /** The learned anomaly detector (lib/aggregator/anomaly.ts) feeding the verdict policy. */
 export interface AnomalyOption {
-  /** Robust z-score above which an update is flagged in the report (default 3.5, Iglewicz and Hoaglin's cut-off). */
+  /** Robust z-score above which an update is flagged in the report; two views beyond half of it also flag (default 6, measured: see lib/aggregator/anomaly.ts). */
   readonly threshold?: number;
   /** Dimensions of the seeded random projection, 1 to 32 (default 16). */
   readonly dims?: number;
@@ -157,6 +157,25 @@ function reputationProblems(value: unknown): string[] {
   }
   if (v.prior !== undefined && !(finite(v.prior) && v.prior >= 0 && v.prior <= 1)) out.push(`options.reputation.prior must be a number in [0, 1], found ${JSON.stringify(v.prior)}`);
   if (v.priorWeight !== undefined && !(finite(v.priorWeight) && v.priorWeight > 0)) out.push(`options.reputation.priorWeight must be a positive number, found ${JSON.stringify(v.priorWeight)}`);
+  return out;
+}
+
+/**
+ * Reads a command-line flag's `key=value,key=value` (numbers) into an option section, e.g.
+ * `--anomaly threshold=6,dims=16`; a bare flag (true) or "" is the section with its defaults.
+ * The section is validated with the others when the spec is built (checkTaskOptions).
+ */
+export function optionFromPairs(flag: string, text: string | boolean): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (typeof text === "boolean" || text.trim() === "") return out;
+  for (const pair of text.split(",")) {
+    const [key, value, ...rest] = pair.split("=");
+    const n = Number(value);
+    if (!key?.trim() || value === undefined || value.trim() === "" || rest.length > 0 || !Number.isFinite(n)) {
+      throw new TaskOptionsError(`${flag} expects key=number pairs separated by commas, found "${pair}"`);
+    }
+    out[key.trim()] = n;
+  }
   return out;
 }
 

@@ -11,7 +11,7 @@ import { DEFAULT_RULE, DEFAULT_RULE_PARAMS, aggregateRound, type Fetched, type R
 import { TelemetryError, parseTelemetry, readTelemetry, telemetryFindings } from "../../lib/aggregator/telemetry.js";
 import { encodeUpdate } from "../../lib/codec/update-file.js";
 import { sha256Digest } from "../../lib/digest.js";
-import { TaskOptionsError, checkTaskOptions } from "../../lib/protocol/options.js";
+import { TaskOptionsError, checkTaskOptions, optionFromPairs } from "../../lib/protocol/options.js";
 import { ReportFormatError, parseReport } from "../../lib/protocol/report.js";
 import { Random } from "../../lib/random.js";
 import { ZERO_ROOT } from "../../lib/store/index.js";
@@ -71,6 +71,10 @@ describe("training telemetry: parsing, plausibility, the report", function () {
     );
     expect(() => checkTaskOptions({ anomaly: { threshold: -1, dims: 40 } })).to.throw(TaskOptionsError, /anomaly\.threshold must be a positive finite number.*dims must be an integer from 1 to 32/);
     expect(() => checkTaskOptions({ anomaly: { threshold: 4, slashThreshold: 3 } })).to.throw(TaskOptionsError, /slashThreshold \(3\) is below threshold \(4\)/);
+    // The command-line form of a section (task create / demo --telemetry, --anomaly).
+    expect(optionFromPairs("--anomaly", true)).to.deep.equal({});
+    expect(optionFromPairs("--telemetry", "minSamples=10, maxSamples=5000")).to.deep.equal({ minSamples: 10, maxSamples: 5000 });
+    for (const bad of ["threshold", "threshold=", "threshold=abc", "a=1=2", "=3"]) expect(() => optionFromPairs("--anomaly", bad), bad).to.throw(TaskOptionsError, /--anomaly expects key=number pairs/);
   });
 
   it("a round: the out-of-bounds claim is invalid and slashed, the loss riser flagged but paid, and the report carries the telemetry", async () => {
