@@ -13,7 +13,7 @@ import { formatBehaviour, type Behaviour } from "../client/attacks/behaviours.js
 import { loadIdxDataset } from "../client/data/idx.js";
 import { loadMnist, splitTrainTest } from "../client/data/mnist.js";
 import { evaluate } from "../client/train/train.js";
-import { currentModelPointer, fetchModel, fetchModelSpec } from "../lib/protocol/models.js";
+import { currentModelPointer, fetchModel, fetchModelSpec, fetchReport } from "../lib/protocol/models.js";
 import { clientShard, parsePartitionSpec } from "../client/data/partition.js";
 import type { Dataset } from "../client/data/dataset.js";
 import { initBackend } from "../client/model/backend.js";
@@ -23,11 +23,12 @@ import { DEFAULT_RULE } from "../lib/aggregator/round.js";
 import { aggregateOnce, type RoundSummary } from "../lib/aggregator/service.js";
 import { formatHistory, historyJson } from "../lib/audit/format.js";
 import { AuditReader } from "../lib/audit/history.js";
+import { penalizeDissenters, swarmPlan } from "../lib/aggregator/swarm.js";
 import { connectCoordinator, readRound } from "../lib/chain/coordinator.js";
 import { resolveSettings } from "../lib/config.js";
 import { AnchorFLError } from "../lib/errors.js";
 import { openRound } from "../lib/protocol/task.js";
-import { openContentStore } from "../lib/store/index.js";
+import { openContentStore, type ContentStore } from "../lib/store/index.js";
 import { makeContext, type Context } from "./commands/context.js";
 import { ATTACK_SYNTAX, parseAttack } from "./commands/client.js";
 import { createTaskFromOptions, formatTokens, parseInteger, parseTokens } from "./commands/task.js";
@@ -39,8 +40,11 @@ interface DemoOptions {
   malicious: string;
   attack: string;
   rule: string;
+  swarm?: boolean;
+  reputation?: string;
   telemetry?: string | boolean;
   anomaly?: string | boolean;
+  optimizer?: string;
   model: string;
   partition: string;
   seed: string;
@@ -57,10 +61,13 @@ const options = new Command("demo")
   .option("--rounds <n>", "training rounds", "5")
   .option("--malicious <n>", "how many of the clients attack (the last ones)", "2")
   .option("--attack <list>", `comma-separated behaviours cycled over the malicious clients: ${ATTACK_SYNTAX}`, "sign-flip,scale:10")
-  .option("--rule <name>", "aggregation rule (see `aggregate --help`)", DEFAULT_RULE)
+  .option("--rule <name>", "aggregation rule (see `aggregate --help`; fltrust trains on mnist-root:0:100)", DEFAULT_RULE)
+  .option("--optimizer <name>", "server optimiser on top of the rule: fedavgm, fedadam or fedyogi (default: none)")
   .option("--telemetry [k=v,...]", "task option: check training telemetry (minSamples, maxSamples, maxEpochs, maxLossRatio)")
   .option("--anomaly [k=v,...]", "task option: anomaly detector scores in the reports (threshold, dims, slashThreshold)")
   .option("--model <name>", "mlp or cnn", "mlp")
+  .option("--swarm", "swarm mode: every client is also an aggregator and a majority of them must agree (at most 16 clients)")
+  .option("--reputation <spec>", "task option: score clients by their verdict history: on, or weighting,select=K,half-life=H,window=W")
   .option("--partition <spec>", "iid, dirichlet:ALPHA, shards:K or quantity:ALPHA", "iid")
   .option("--seed <n>", "seed of the partition, the genesis model and the training", "1")
   .option("--epochs <n>", "local epochs per round", "1")
@@ -130,6 +137,7 @@ async function main(): Promise<void> {
   const ownerCtx = await contextOf(owner);
   const token = await ethers.getContractAt("DemoToken", deployment.token, owner);
   await (await token.mint(owner.address, parseTokens("100000"))).wait();
+  const swarm = options.swarm ? await swarmPlan(ownerCtx.coordinator, rest.slice(0, clients).map((s) => s.address)) : undefined;
   const taskId = await createTaskFromOptions(
     ownerCtx,
     {
@@ -150,7 +158,8 @@ async function main(): Promise<void> {
       slashInvalid: "5000",
       slashDuplicate: "3000",
       dissent: "1000",
-      quorum: "1",
+      ...(swarm ? { aggregators: swarm.aggregators.join(","), quorum: String(swarm.quorum) } : { quorum: "1" }),
+      reputation: options.reputation,
       open: true,
       telemetry: options.telemetry,
       anomaly: options.anomaly,
@@ -176,7 +185,8 @@ async function main(): Promise<void> {
     const ctx = await contextOf(signer);
     const shard = clientShard(train, partitionSpec, clients, i, seed);
     const behaviour: Behaviour = i >= clients - malicious ? attacks[(i - (clients - malicious)) % attacks.length] : { kind: "honest" };
-    await (await token.mint(signer.address, parseTokens("100"))).wait();
+    // Swarm members bond as aggregators too (50), and may have to top up a bond after a dissent penalty.
+    await (await token.mint(signer.address, parseTokens(swarm ? "200" : "100"))).wait();
     await join(ctx, taskId, parseTokens("50"));
     people.push({
       index: i + 1,
@@ -235,12 +245,16 @@ async function main(): Promise<void> {
       const state = await readRound(ownerCtx.coordinator, taskId, round);
       if (state.phase === "Reveal") await networkHelpers.time.increaseTo(state.revealEnd);
     }
-    const summary: RoundSummary = await aggregateOnce(aggregatorCtx, taskId, {
-      rule: options.rule,
+    const aggregateWith = (ctx: Context, rule: string): Promise<RoundSummary> =>
+      aggregateOnce(ctx, taskId, {
+      rule,
+      ...(options.optimizer ? { optimizer: options.optimizer } : {}),
       evaluation: options.dataPath ? undefined : "mnist-test",
       pollMs: 50,
       log: process.env.DEMO_DEBUG ? (l) => console.log(`  [agg] ${l}`) : () => {},
     });
+    const swarmed = swarm ? await swarmRound(people, aggregateWith, options.rule, deployment.deployBlock) : undefined;
+    const summary = swarmed?.summary ?? (await aggregateWith(aggregatorCtx, options.rule));
     await Promise.all(running);
     for (const p of people) await claimAll(p.ctx, taskId);
     const evaluation = summary.evaluation ?? (await evaluateGlobal(ownerCtx, taskId, test));
@@ -266,6 +280,8 @@ async function main(): Promise<void> {
       return [`#${p.index}`, short(p.address), formatBehaviour(p.behaviour), status, slashed > 0n ? formatTokens(slashed) : "", entry?.reason ?? ""];
     });
     printTable(["client", "address", "behaviour", "verdict", "slashed", "reason"], rows);
+    if (swarmed) say(`  ${swarmed.line}`);
+    if (options.reputation && summary.result) say(`  ${await reputationLine(store, summary.result.reportDigest, people)}`);
     for (const p of people) {
       const info = await p.ctx.coordinator.participantInfo(taskId, p.address);
       if (info.stake - info.pendingWithdrawal < (await ownerCtx.coordinator.taskConfig(taskId)).minStake) p.active = false;
@@ -298,6 +314,58 @@ async function main(): Promise<void> {
   say(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   await store.close();
   await connection.close();
+}
+
+interface SwarmMember {
+  readonly index: number;
+  readonly address: string;
+  readonly ctx: Context;
+  readonly behaviour: Behaviour;
+}
+
+const clientOf = (members: readonly SwarmMember[], address: string) => `#${members.find((m) => m.address.toLowerCase() === address.toLowerCase())?.index ?? "?"}`;
+
+/**
+ * One swarm round: members aggregate one after another until the round finalizes. Malicious
+ * clients go first, as a rushing adversary would, with another rule: their results cannot reach
+ * the majority alone; the honest majority finalizes, then the dissenters are penalised.
+ * Returns the finalizing member's summary and a line saying who submitted, agreed and dissented.
+ */
+async function swarmRound(
+  members: readonly SwarmMember[],
+  aggregateWith: (ctx: Context, rule: string) => Promise<RoundSummary>,
+  rule: string,
+  fromBlock: number,
+): Promise<{ summary: RoundSummary; line: string }> {
+  const rogueRule = rule === "fedavg" ? "median" : "fedavg";
+  const honest = (m: SwarmMember) => m.behaviour.kind === "honest";
+  const submitted: SwarmMember[] = [];
+  let summary: RoundSummary | undefined;
+  for (const m of [...members.filter((x) => !honest(x)), ...members.filter(honest)]) {
+    const s = await aggregateWith(m.ctx, honest(m) ? rule : rogueRule);
+    if (s.status === "submitted") submitted.push(m);
+    if (honest(m) || !summary) summary = s;
+    if (s.phase !== "Aggregation") break;
+  }
+  const c = members[0].ctx.coordinator;
+  const { quorum } = await c.taskConfig(summary!.taskId);
+  const penalties = await penalizeDissenters(c, summary!.taskId, summary!.round, fromBlock);
+  const dissenters = new Set(penalties.map((p) => p.aggregator.toLowerCase()));
+  const agreed = submitted.filter((m) => !dissenters.has(m.address.toLowerCase()));
+  const outcome = summary!.phase === "Finalized" ? `quorum ${quorum} of ${members.length} reached` : `quorum ${quorum} not reached (${summary!.phase})`;
+  const dissent = penalties.length ? `; dissented with ${rogueRule} and penalised: ${penalties.map((p) => `${clientOf(members, p.aggregator)} ${formatTokens(p.amount)}`).join(", ")}` : "";
+  return {
+    summary: summary!,
+    line: `swarm: ${outcome}; submitted ${submitted.map((m) => `#${m.index}`).join(", ") || "none"}; agreed ${agreed.map((m) => `#${m.index}`).join(", ") || "none"}${dissent}`,
+  };
+}
+
+/** Each client's reputation as the round's report records it, and who was aggregated. */
+async function reputationLine(store: ContentStore, reportDigest: string, members: readonly SwarmMember[]): Promise<string> {
+  const rep = (await fetchReport(store, reportDigest)).reputation;
+  if (!rep) return "reputation: not recorded";
+  const left = rep.scores.filter((s) => !s.aggregated).map((s) => clientOf(members, s.address));
+  return `reputation: ${rep.scores.map((s) => `${clientOf(members, s.address)} ${s.reputation}`).join(", ")}${rep.weighted ? " (weights aggregation)" : ""}; not aggregated: ${left.join(", ") || "none"}`;
 }
 
 async function waitUntil(condition: () => Promise<boolean>, pollMs = 50): Promise<void> {

@@ -295,6 +295,7 @@ export interface RunOptions extends AggregatorOptions {
 export async function runAggregator(ctx: Context, taskId: bigint, options: RunOptions = {}): Promise<RoundSummary[]> {
   const log = options.log ?? ((line: string) => console.log(line));
   const c = ctx.coordinator;
+  resolveAggregation(options); // bad flags are refused now, not after waiting for a round
   const summaries: RoundSummary[] = [];
   let last = 0n;
   while (!options.signal?.aborted) {

@@ -10,6 +10,7 @@ import { RuleParameterError } from "../../lib/aggregation/index.js";
 import { VerifyError } from "../../lib/aggregator/verify.js";
 import { PolicyParameterError } from "../../lib/aggregator/policy.js";
 import { AggregatorError } from "../../lib/aggregator/service.js";
+import { RootDataError } from "../../lib/aggregator/state-fltrust.js";
 import { decodeUpdate } from "../../lib/codec/update-file.js";
 import { localAccount } from "../../lib/config.js";
 import { sha256Digest } from "../../lib/digest.js";
@@ -86,7 +87,9 @@ describe("aggregator CLI against a hardhat node", function () {
     expect(await cliError("aggregate", "--task", "1", "--policy", "normFactor")).to.be.instanceOf(CommandOptionError).and.have.property("message").match(/--policy must be key=value/);
     expect(await cliError("aggregate", "--task", "1", "--policy", "nromFactor=3", "--once")).to.be.instanceOf(PolicyParameterError);
     expect(await cliError("aggregate", "--task", "1", "--eval", "cifar")).to.be.instanceOf(CommandOptionError).and.have.property("message").match(/--eval supports mnist-test/);
-    expect(await cliError("aggregate", "--task", "1", "--rule", "fltrust", "--once")).to.be.instanceOf(AggregatorError).and.have.property("message").match(/cannot run fltrust yet/);
+    expect(await cliError("aggregate", "--task", "1", "--rule", "fltrust", "--root-data", "mnist-root:x:10", "--once")).to.be.instanceOf(RootDataError).and.have.property("message").match(/mnist-root:<seed>:<size>/);
+    expect(await cliError("aggregate", "--task", "1", "--server-lr", "0.1", "--once")).to.be.instanceOf(AggregatorError).and.have.property("message").match(/without a server optimiser/);
+    expect(await cliError("aggregate", "--task", "1", "--optimizer", "adam", "--once")).to.be.instanceOf(RuleParameterError).and.have.property("message").match(/unknown server optimiser "adam"/);
     expect(await cliError("aggregate", "--task", "1", "--rule", "nope", "--once")).to.be.instanceOf(RuleParameterError).and.have.property("message").match(/unknown rule "nope"/);
   });
 });
