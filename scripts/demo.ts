@@ -353,7 +353,7 @@ async function swarmRound(
   const dissenters = new Set(penalties.map((p) => p.aggregator.toLowerCase()));
   const agreed = submitted.filter((m) => !dissenters.has(m.address.toLowerCase()));
   const outcome = summary!.phase === "Finalized" ? `quorum ${quorum} of ${members.length} reached` : `quorum ${quorum} not reached (${summary!.phase})`;
-  const dissent = penalties.length ? `; dissented with ${rogueRule} and penalised: ${penalties.map((p) => `${clientOf(members, p.aggregator)} ${formatTokens(p.amount)}`).join(", ")}` : "";
+  const dissent = penalties.length ? `; dissented with ${rogueRule} and penalised: ${penalties.map((p) => `${clientOf(members, p.aggregator)} ${formatTokens(p.amount)} tokens`).join(", ")}` : "";
   return {
     summary: summary!,
     line: `swarm: ${outcome}; submitted ${submitted.map((m) => `#${m.index}`).join(", ") || "none"}; agreed ${agreed.map((m) => `#${m.index}`).join(", ") || "none"}${dissent}`,
@@ -362,10 +362,13 @@ async function swarmRound(
 
 /** Each client's reputation as the round's report records it, and who was aggregated. */
 async function reputationLine(store: ContentStore, reportDigest: string, members: readonly SwarmMember[]): Promise<string> {
-  const rep = (await fetchReport(store, reportDigest)).reputation;
+  const report = await fetchReport(store, reportDigest);
+  const rep = report.reputation;
   if (!rep) return "reputation: not recorded";
-  const left = rep.scores.filter((s) => !s.aggregated).map((s) => clientOf(members, s.address));
-  return `reputation: ${rep.scores.map((s) => `${clientOf(members, s.address)} ${s.reputation}`).join(", ")}${rep.weighted ? " (weights aggregation)" : ""}; not aggregated: ${left.join(", ") || "none"}`;
+  const accepted = new Set(report.participants.filter((p) => p.verdict === "accepted").map((p) => p.address));
+  const byClient = [...rep.scores].sort((a, b) => Number(clientOf(members, a.address).slice(1)) - Number(clientOf(members, b.address).slice(1)));
+  const left = byClient.filter((s) => accepted.has(s.address) && !s.aggregated).map((s) => clientOf(members, s.address));
+  return `reputation: ${byClient.map((s) => `${clientOf(members, s.address)} ${s.reputation}`).join(", ")}${rep.weighted ? " (weights aggregation)" : ""}; accepted but not aggregated: ${left.join(", ") || "none"}`;
 }
 
 async function waitUntil(condition: () => Promise<boolean>, pollMs = 50): Promise<void> {
