@@ -1,6 +1,7 @@
 // Turning a task history into what people and machines read: aligned text with one section per
 // round, and JSON with bigints as decimal strings. Pure functions of the history.
 import { formatUnits } from "ethers";
+import type { ReportParticipant } from "../protocol/report.js";
 import { cidFromChain, ZERO_ROOT } from "../store/index.js";
 import { AuditError, type TaskEvent } from "./events.js";
 import type { RoundRecord, TaskHistory, TokenInfo } from "./history.js";
@@ -184,7 +185,27 @@ function reportSummary(r: RoundRecord): string | null {
   const evaluation = rep.evaluation
     ? `; accuracy ${(rep.evaluation.accuracy * 100).toFixed(2)}%, loss ${rep.evaluation.loss.toFixed(4)} on ${rep.evaluation.dataset} (${rep.evaluation.examples} examples)`
     : "";
-  return `${r.report.cid}: rule ${rep.rule.name}, policy ${rep.policy.name}; ${verdicts || "no participants"}${evaluation}`;
+  // The optimiser and the state files the round depends on (verify re-runs it from them).
+  const optimizer = rep.optimizer ? ` + ${rep.optimizer.name}` : "";
+  const state = rep.state?.length ? `; state ${rep.state.map((x) => `${x.name} ${x.digest.slice(0, 10)}…`).join(", ")}` : "";
+  return `${r.report.cid}: rule ${rep.rule.name}${optimizer}, policy ${rep.policy.name}; ${verdicts || "no participants"}${evaluation}${state}`;
+}
+
+/** A participant's self-reported training in one cell, e.g. "2.303→0.9123, 412 ms, wasm" ("" when its file carried none). */
+export function telemetryText(p: ReportParticipant): string {
+  const t = p.telemetry;
+  if (!t) return "";
+  const loss = t.lossBefore !== undefined || t.lossAfter !== undefined ? `${t.lossBefore?.toPrecision(4) ?? "?"}→${t.lossAfter?.toPrecision(4) ?? "?"}` : "";
+  const parts = [loss, t.wallMs !== undefined ? `${t.wallMs} ms` : "", t.backend ?? "", t.epochs !== undefined && t.epochs !== 1 ? `${t.epochs} epochs` : ""];
+  const flags = p.evidence?.telemetryFlags;
+  return [...parts.filter(Boolean), ...(typeof flags === "string" ? [`flagged: ${flags}`] : [])].join(", ");
+}
+
+/** The anomaly detector's score, marked when it flagged the update ("" when the task has no detector). */
+export function anomalyText(p: ReportParticipant): string {
+  const score = p.evidence?.anomalyScore;
+  if (typeof score !== "number") return "";
+  return `${score.toPrecision(3)}${p.evidence?.anomalyFlagged === true ? " flagged" : ""}`;
 }
 
 /** One round's section; with `verdicts`, the report's per-participant verdicts and reasons too. */
@@ -256,8 +277,16 @@ export function formatRound(h: TaskHistory, r: RoundRecord, verdicts = false): s
     lines.push(
       ...block(
         "verdicts",
-        ["participant", "verdict", "score", "samples", "reason"],
-        r.report.report.participants.map((p) => [p.address, p.verdict, p.score === undefined ? "" : p.score.toPrecision(4), p.numSamples ?? "", p.reason]),
+        ["participant", "verdict", "score", "samples", "training (loss before→after, ms, backend)", "anomaly", "reason"],
+        r.report.report.participants.map((p) => [
+          p.address,
+          p.verdict,
+          p.score === undefined ? "" : p.score.toPrecision(4),
+          p.numSamples ?? "",
+          telemetryText(p),
+          anomalyText(p),
+          p.reason,
+        ]),
       ),
     );
   }
