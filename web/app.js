@@ -259,6 +259,31 @@ function participantsTable(h) {
   return table(["Participant", "Stake", "Pending withdrawal", "Slashed", "Rewards claimed", "Commits", "Reveals"], rows, { id: "participants" });
 }
 
+/** Per round: how many aggregators submitted, whether the quorum was reached, who agreed with the final result and who dissented (and what it cost). */
+function agreementTable(h) {
+  const rows = [...h.rounds]
+    .reverse()
+    .filter((r) => r.agreement && r.agreement.positions.length > 0)
+    .map((r) => {
+      const a = r.agreement;
+      const of = (position) => a.positions.filter((p) => p.position === position);
+      const penalty = (p) => (p.penalty === null ? el("span", { class: "muted small" }, " penalty not yet applied") : ` −${formatAmount(p.penalty, h.token)}`);
+      const who = (list, withPenalty) =>
+        list.length ? list.map((p) => el("div", { "data-aggregator": p.aggregator }, short(p.aggregator), withPenalty ? penalty(p) : null)) : el("span", { class: "muted" }, "—");
+      return el(
+        "tr",
+        { "data-round": r.round, "data-reached": a.reached ? "yes" : "no" },
+        el("td", null, el("b", null, r.round)),
+        el("td", { class: "num" }, `${a.positions.length} of ${h.created.config.aggregators.length}`),
+        el("td", null, a.reached ? `reached (${a.quorum})` : el("span", { class: "warn" }, `not reached (${a.quorum} needed)`)),
+        el("td", { class: "agreed" }, who(of("agreed"), false)),
+        el("td", { class: "dissented" }, who(of("dissented"), true)),
+        el("td", null, who(of("undecided"), false)),
+      );
+    });
+  return table(["Round", "Submitted", "Quorum", "Agreed", "Dissented (penalty)", "Undecided"], rows, { id: "agreement" });
+}
+
 function aggregatorsTable(h) {
   const rows = h.aggregators.map((a) =>
     el(
@@ -302,6 +327,7 @@ function renderTask(h) {
     section("Slashes", slashesTable(h)),
     section("Participants and stake", participantsTable(h)),
     section("Aggregators", aggregatorsTable(h)),
+    section("Aggregator agreement", agreementTable(h)),
   );
 }
 

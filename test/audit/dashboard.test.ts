@@ -155,6 +155,14 @@ describe("dashboard in headless Chromium against a real hardhat node", function 
     expect(await page.locator(`#aggregators tr[data-aggregator="${world.aggregators[2].address}"]`).textContent()).to.include("50 AFLD");
   });
 
+  it("shows per round who agreed with the final result and who dissented, with the penalty", async () => {
+    const [a1, a2, dissenter] = world.aggregators;
+    const round1 = page.locator('#agreement tr[data-round="1"]');
+    expect(await round1.getAttribute("data-reached")).to.equal("yes");
+    expect(await round1.locator("td.agreed [data-aggregator]").evaluateAll((ds) => ds.map((d) => d.getAttribute("data-aggregator")))).to.have.members([a1.address, a2.address]);
+    expect(await round1.locator(`td.dissented [data-aggregator="${dissenter.address}"]`).textContent()).to.include("−50 AFLD");
+  });
+
   it("draws the accuracy curve from each finalized round's report", async () => {
     const points = await page.$$eval("#accuracy-chart circle.point", (cs) => cs.map((c) => [Number(c.getAttribute("data-round")), Number(c.getAttribute("data-accuracy"))]));
     expect(points).to.deep.equal(world.accuracy.map((a, i) => [i + 1, a]));
