@@ -15,7 +15,7 @@ import path from "node:path";
 import { getAddress } from "ethers";
 import { decodeSafetensors, encodeSafetensors } from "../../lib/codec/safetensors.js";
 import { AnchorFLError } from "../../lib/errors.js";
-import { flatten, unflatten, type Tensor, type TensorShape } from "../../lib/tensors.js";
+import { flatten, unflatten, type TensorShape } from "../../lib/tensors.js";
 import { writeFileDurably } from "./journal.js";
 
 export const RESIDUAL_FORMAT = "anchorfl.residual.v1";
@@ -34,21 +34,6 @@ export interface StoredResidual {
   readonly round: bigint;
   /** Flat, in canonical tensor order. */
   readonly values: Float32Array;
-}
-
-/** The corrected delta the client encodes: this round's delta plus the carried residual (float32). */
-export function addResidual(delta: readonly Tensor[], residual: Float32Array | undefined): Tensor[] {
-  const flat = flatten(delta);
-  if (residual) for (let i = 0; i < flat.length; i++) flat[i] += residual[i];
-  return unflatten(flat, delta);
-}
-
-/** What stays behind: the corrected delta minus what the aggregator decodes from the file (float32). */
-export function residualAfter(corrected: readonly Tensor[], sent: readonly Tensor[]): Float32Array {
-  const out = flatten(corrected);
-  const decoded = flatten(sent);
-  for (let i = 0; i < out.length; i++) out[i] -= decoded[i];
-  return out;
 }
 
 /** <journal folder>/<journal name>.residual-<chain>-<coordinator>-<task>.safetensors */

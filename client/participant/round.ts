@@ -7,6 +7,7 @@ import { phaseName, readReveals, readRound, requireTask, send, waitForPhase, wit
 import { allEvents } from "../../lib/chain/logs.js";
 import { ContractRevertError } from "../../lib/chain/revert.js";
 import { RpcUnavailableError } from "../../lib/chain/rpc.js";
+import { addResidual, residualAfter } from "../../lib/codec/compression.js";
 import { decodeUpdate, encodeUpdate } from "../../lib/codec/update-file.js";
 import type { UpdateMetadata } from "../../lib/codec/update-metadata.js";
 import { randomSalt, commitmentOf } from "../../lib/commitment.js";
@@ -26,7 +27,7 @@ import { chainNow } from "./account.js";
 import { decideCommit, decideRecovery, type CommitDecision } from "./decide.js";
 import { ModelMismatchError, NotEnoughStakeError, RoundNotOpenError, explainRevert } from "./errors.js";
 import { JournalFile, entryCommitment, isPending, journalPath, taskEntries, type JournalEntry } from "./journal.js";
-import { addResidual, readResidual, residualAfter, residualPath, writeResidual, type ResidualKey } from "./residual.js";
+import { readResidual, residualPath, writeResidual, type ResidualKey } from "./residual.js";
 
 /** Training settings a participant chooses; the model, weights and data come from the round. */
 export type LocalTraining = Omit<TrainOptions, "spec" | "globalWeights" | "data" | "indices" | "onProgress">;

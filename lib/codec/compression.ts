@@ -262,6 +262,24 @@ function checkScaleNames(ordered: readonly Tensor[]): void {
 
 const layout = (message: string) => new SafetensorsError("compression-layout", message);
 
+// ---------------------------------------------------------------------------------------------
+// Error feedback (top-k): the client side, pure; the participant keeps the residual on disk.
+
+/** The corrected delta a client encodes: this round's delta plus the carried residual (float32). */
+export function addResidual(delta: readonly Tensor[], residual: Float32Array | undefined): Tensor[] {
+  const flat = flatten(delta);
+  if (residual) for (let i = 0; i < flat.length; i++) flat[i] += residual[i];
+  return unflatten(flat, delta);
+}
+
+/** What stays behind: the corrected delta minus what the aggregator decodes from the file (float32). */
+export function residualAfter(corrected: readonly Tensor[], sent: readonly Tensor[]): Float32Array {
+  const out = flatten(corrected);
+  const decoded = flatten(sent);
+  for (let i = 0; i < out.length; i++) out[i] -= decoded[i];
+  return out;
+}
+
 /**
  * Why a decoded update does not follow the task's compression option (undefined when it does):
  * the file must use exactly the task's scheme (none: float32), and a topk file may keep at most

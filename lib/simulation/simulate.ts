@@ -10,12 +10,13 @@ import { zeroUpdate } from "../../client/attacks/updates.js";
 import { subset, type Dataset } from "../../client/data/dataset.js";
 import { partition, type PartitionSpec } from "../../client/data/partition.js";
 import { genesisWeights } from "../../client/model/build.js";
-import { modelShapes, type ModelSpec } from "../../client/model/spec.js";
+import { modelShapes, modelSpecDigest, type ModelSpec } from "../../client/model/spec.js";
 import { evaluate, type OptimizerName } from "../../client/train/train.js";
 import { aggregate, type RawParams } from "../aggregation/index.js";
 import { DEFAULT_POLICY, judge, type Candidate, type EarlierUpdate, type Judgement, type PolicyParams } from "../aggregator/policy.js";
 import { AnchorFLError } from "../errors.js";
-import type { TaskOptions } from "../protocol/options.js";
+import { CompressedLink } from "../codec/compression-link.js";
+import type { CompressionOption, TaskOptions } from "../protocol/options.js";
 import { deriveSeed, Random } from "../random.js";
 import { flatten, unflatten, type Tensor } from "../tensors.js";
 
@@ -56,6 +57,12 @@ export interface SimulationSettings {
   readonly evaluate?: "every" | "last";
   /** Shares round-1 training between runs that differ only in rule, attack or policy (see TrainingCache). */
   readonly cache?: TrainingCache;
+  /**
+   * When set, every update goes through the real codec, encoded under this compression (absent:
+   * float32) and decoded as the aggregator does, with each client's error-feedback residual;
+   * each round records the encoded sizes.
+   */
+  readonly encoding?: { readonly compression?: CompressionOption };
 }
 
 export interface SimulatedRound {
@@ -65,6 +72,8 @@ export interface SimulatedRound {
   readonly loss?: number;
   /** Canonical (address) order, as the policy returns them. */
   readonly judgements: readonly Judgement[];
+  /** With `encoding`: each client's update file size in bytes (client order). */
+  readonly updateBytes?: readonly number[];
 }
 
 export interface SimulationResult {
@@ -171,6 +180,7 @@ export async function simulate(s: SimulationSettings): Promise<SimulationResult>
   let model = flatten(await genesisWeights(s.spec));
   let earlier: EarlierUpdate[] = [];
   const rounds: SimulatedRound[] = [];
+  const links = s.encoding && addresses.map(() => new CompressedLink(s.encoding!.compression, shapes, modelSpecDigest(s.spec)));
   let final: SimulationResult["final"] | undefined;
 
   for (let r = 1; r <= s.rounds; r++) {
@@ -191,7 +201,9 @@ export async function simulate(s: SimulationSettings): Promise<SimulationResult>
     const honest = updates.filter(Boolean).map((u) => u.update);
     for (let i = 0; i < s.clients; i++) if (isMalicious(i)) updates[i] = await submit(i, s.attack, honest);
 
-    const vectors = updates.map((u) => flatten(u.update));
+    const sent = links?.map((link, i) => link.send(updates[i].update, { participant: addresses[i], round: BigInt(r), numSamples: updates[i].numSamples }));
+    const vectors = updates.map((u, i) => flatten(sent ? sent[i].update : u.update));
+    const sizes = sent ? { updateBytes: sent.map((x) => x.bytes) } : {};
     const candidates: Candidate[] = addresses.map((address, i) => ({ address, submission: { status: "valid", vector: vectors[i], revealBlock: i } }));
     const base = `round-${r}`; // stands for the base model's digest: what the copy test compares
     const judgements = judge(candidates, earlier, s.policy ?? DEFAULT_POLICY, base, { options: s.options, taskId: 0n, round: BigInt(r) });
@@ -205,8 +217,8 @@ export async function simulate(s: SimulationSettings): Promise<SimulationResult>
     if (s.evaluate !== "last" || r === s.rounds) {
       const evaluation = await evaluate(s.spec, unflatten(model, shapes), s.test);
       final = { accuracy: evaluation.accuracy, loss: evaluation.loss };
-      rounds.push({ round: r, accuracy: evaluation.accuracy, loss: evaluation.loss, judgements });
-    } else rounds.push({ round: r, judgements });
+      rounds.push({ round: r, accuracy: evaluation.accuracy, loss: evaluation.loss, judgements, ...sizes });
+    } else rounds.push({ round: r, judgements, ...sizes });
     earlier = addresses.map((participant, i) => ({ round: BigInt(r), participant, digest: `${participant}@${r}`, baseModelDigest: base, vector: vectors[i] }));
   }
   return { rounds, final: final!, malicious: addresses.filter((_, i) => isMalicious(i)), clientAddresses: addresses };
