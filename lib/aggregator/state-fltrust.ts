@@ -28,7 +28,8 @@ export const DEFAULT_ROOT_TRAINING: Omit<RootTraining, "seed"> = { epochs: 1, ba
 /**
  * Default tolerance of the approximate check: the re-trained server update must be within this
  * relative L2 distance of the pinned one (and so have cosine >= 1 - tolerance^2 / 2). Identical
- * backends give 0; wasm vs cpu after one epoch differ by far less than 1%.
+ * backends give 0; wasm vs cpu measured 4e-7 (MLP, mnist-root:0:100, one epoch), while another
+ * root set or base model gives distances of order 1: the margin is wide on both sides.
  */
 export const DEFAULT_SERVER_UPDATE_TOLERANCE = 0.01;
 
@@ -47,10 +48,10 @@ export async function loadRootData(name: string): Promise<Dataset> {
   return subset(test, new Random(seed, "fltrust-root").permutation(test.n).slice(0, size));
 }
 
-/** The source of a server update for a root set and training settings (the seed defaults to the root set's). */
-export function serverUpdateSource(rootData: string, training: Partial<RootTraining>, backend: string): ServerUpdateSource {
+/** A root set with its training settings, defaults filled in (the seed defaults to the root set's). */
+export function rootTrainingPlan(rootData: string, training: Partial<RootTraining>): Omit<ServerUpdateSource, "backend"> {
   const { seed } = parseRootData(rootData);
-  return { rootData, training: { ...DEFAULT_ROOT_TRAINING, seed, ...training }, backend };
+  return { rootData, training: { ...DEFAULT_ROOT_TRAINING, seed, ...training } };
 }
 
 /** Trains `base` on the root set: the server update FLTrust measures every participant against. */
@@ -92,9 +93,9 @@ export async function serverUpdateFile(
   round: { readonly spec: ModelSpec; readonly baseModel: { readonly digest: Hex32; readonly tensors: readonly Tensor[] }; readonly taskId: bigint; readonly round: bigint; readonly specDigest: Hex32 },
   fltrust: { readonly rootData: string; readonly training: Partial<RootTraining> },
 ): Promise<{ bytes: Uint8Array; source: ServerUpdateSource }> {
-  const planned = serverUpdateSource(fltrust.rootData, fltrust.training, "");
-  const { update, backend } = await trainServerUpdate(round.spec, round.baseModel.tensors, planned);
-  const source = { ...planned, backend };
+  const plan = rootTrainingPlan(fltrust.rootData, fltrust.training);
+  const { update, backend } = await trainServerUpdate(round.spec, round.baseModel.tensors, plan);
+  const source = { ...plan, backend };
   const binding = { taskId: round.taskId, round: round.round, modelSpecDigest: round.specDigest, baseModelDigest: round.baseModel.digest };
   return { bytes: encodeServerUpdate(update, source, binding), source };
 }

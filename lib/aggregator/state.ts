@@ -16,7 +16,7 @@ import type { Hex32 } from "../digest.js";
 import { AnchorFLError } from "../errors.js";
 import type { AggregationReport, ContentPointer, EvidenceValue } from "../protocol/report.js";
 import { ContentNotFoundError, ContentTimeoutError, IntegrityError, type ContentStore } from "../store/index.js";
-import { flatten, unflatten, type Tensor } from "../tensors.js";
+import { flatten, type Tensor } from "../tensors.js";
 
 /** A state file is missing, does not match its digest, or is not the state the report says. */
 export class StateFileError extends AnchorFLError {}
@@ -120,9 +120,6 @@ export function decodeServerUpdate(bytes: Uint8Array, spec: ModelSpec, source: S
   checkBinding(file.metadata, SERVER_UPDATE_STATE, binding, { root_data: source.rootData, training: canonicalJson(source.training) });
   return flatten(file.tensors);
 }
-
-/** The server update vector as tensors of the model's shapes. */
-export const serverUpdateTensors = (vector: Float32Array, spec: ModelSpec): Tensor[] => unflatten(vector, modelShapes(spec));
 
 /** Refuses a report whose `state` names a file this version does not know (it could not re-run the round). */
 export function checkStateNames(report: AggregationReport): void {
