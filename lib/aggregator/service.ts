@@ -17,6 +17,7 @@ import type { ContentStore } from "../store/index.js";
 import type { Tensor } from "../tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import { DemoToken__factory } from "../../types/ethers-contracts/index.js";
+import { penalizeDissenters } from "./swarm.js";
 import { gatherRound, type FetchOptions } from "./gather.js";
 import { policyParams, type PolicyParams } from "./policy.js";
 import { DEFAULT_RULE, DEFAULT_RULE_PARAMS, aggregateRound, type ReportEvaluation, type RoundResult } from "./round.js";
@@ -306,6 +307,10 @@ export async function runAggregator(ctx: Context, taskId: bigint, options: RunOp
     last = summary.round;
     if (options.once || (options.rounds !== undefined && summaries.length >= options.rounds)) break;
     const phase = await waitForPhase(c, taskId, last, ["Finalized", "Failed"], { pollMs: options.pollMs, timeoutMs: options.waitTimeoutMs, signal: options.signal });
+    // With several aggregators (a swarm), whoever sees the round finalize settles the dissenters' penalties.
+    if (phase === "Finalized") {
+      for (const p of await penalizeDissenters(c, taskId, last, ctx.fromBlock)) log(`task ${taskId} round ${last}: ${p.aggregator} dissented; penalised ${p.amount} token units of its bond`);
+    }
     if (options.openRounds && (await c.currentRound(taskId)) === last) {
       try {
         const next = await openRound(c, taskId);

@@ -8,6 +8,7 @@
 import { getAddress } from "ethers";
 import { send, type AnchorCoordinator } from "../chain/coordinator.js";
 import { allEvents } from "../chain/logs.js";
+import { ContractRevertError } from "../chain/revert.js";
 import { AnchorFLError } from "../errors.js";
 
 export class SwarmError extends AnchorFLError {}
@@ -49,7 +50,14 @@ export async function penalizeDissenters(c: AnchorCoordinator, taskId: bigint, r
     const info = await c.aggregatorInfo(taskId, aggregator);
     // Settled already (by the dissenter's own next submission, an unbonding or another member).
     if (info.lastRound !== round || info.settled) continue;
-    const receipt = await send(`penalize dissent of ${aggregator}`, () => c.penalizeDissent(taskId, aggregator));
+    let receipt;
+    try {
+      receipt = await send(`penalize dissent of ${aggregator}`, () => c.penalizeDissent(taskId, aggregator));
+    } catch (error) {
+      // Another member settled it between our check and our transaction: nothing left to do.
+      if (error instanceof ContractRevertError && (await c.aggregatorInfo(taskId, aggregator)).settled) continue;
+      throw error;
+    }
     for (const log of receipt.logs) {
       const parsed = c.interface.parseLog(log);
       if (parsed?.name === "AggregatorPenalized") out.push({ aggregator, amount: parsed.args.amount as bigint });
