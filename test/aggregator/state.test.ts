@@ -326,4 +326,15 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     expect(off.match).to.equal(false);
     expect(off.relativeDistance).to.be.within(0.05, 0.15);
   });
+
+  it("fltrust with fedyogi on top: both state files named, sorted, and verified", async () => {
+    const round = await playRound(trustTask);
+    const summary = await aggregateOnce(contextFor(aggregator), trustTask, aggregatorOptions({ ...TRUST, optimizer: "fedyogi" }));
+    const report = await fetchReport(store, summary.result!.reportDigest);
+    expect(report.state?.map((s) => s.name)).to.deep.equal([SERVER_UPDATE_STATE, OPTIMIZER_STATE]);
+    const v = await verifyRound(coordinator(), store, ids(trustTask, round));
+    expect(v.ok, formatVerify(v).join("\n")).to.equal(true);
+    expect(v.parts.filter((p) => p.part.startsWith("state")).map((p) => p.part)).to.deep.equal([`state ${OPTIMIZER_STATE}`, `state ${SERVER_UPDATE_STATE}`]);
+    expect(v.serverUpdate?.match).to.equal(true);
+  });
 });
