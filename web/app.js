@@ -242,6 +242,36 @@ function slashesTable(h) {
   return table(["Round", "Participant", "On-chain reason", "Report verdict and reason", "Amount", "Transaction"], rows, { id: "slashes" });
 }
 
+// Each participant's self-reported training in the latest round with a report, next to its
+// verdict and, when the task runs the anomaly detector, its score (flags are evidence only).
+function trainingTable(h) {
+  const round = [...h.rounds].reverse().find((r) => r.report && r.report.status === "ok");
+  if (!round) return el("p", { class: "muted" }, "no report yet");
+  const num = (x, digits) => (typeof x === "number" ? x.toPrecision(digits) : "?");
+  const rows = round.report.report.participants.map((p) => {
+    const t = p.telemetry || {};
+    const e = p.evidence || {};
+    return el(
+      "tr",
+      { "data-participant": p.address, class: e.anomalyFlagged === true || e.telemetryFlags ? "flagged" : null },
+      el("td", null, short(p.address)),
+      el("td", null, p.verdict),
+      el("td", { class: "num" }, p.numSamples ?? ""),
+      el("td", { class: "num" }, p.telemetry ? `${num(t.lossBefore, 4)} → ${num(t.lossAfter, 4)}` : ""),
+      el("td", { class: "num" }, t.wallMs !== undefined ? `${t.wallMs} ms` : ""),
+      el("td", null, t.backend ?? ""),
+      el("td", { class: "num" }, typeof e.anomalyScore === "number" ? `${e.anomalyScore.toPrecision(3)}${e.anomalyFlagged ? " flagged" : ""}` : ""),
+      el("td", { class: "why" }, typeof e.telemetryFlags === "string" ? e.telemetryFlags : ""),
+    );
+  });
+  return el(
+    "div",
+    null,
+    el("p", { class: "muted small" }, `Round ${round.round}. Telemetry is what each participant says about its training; flags are recorded, never slashed.`),
+    table(["Participant", "Verdict", "Samples", "Loss before → after", "Wall time", "Backend", "Anomaly score", "Telemetry flags"], rows, { id: "training" }),
+  );
+}
+
 function participantsTable(h) {
   const rows = h.participants.map((p) =>
     el(
@@ -325,6 +355,7 @@ function renderTask(h) {
     section("Accuracy on the held-out test set", accuracyChart(h.rounds)),
     section("Rounds", roundsTable(h)),
     section("Slashes", slashesTable(h)),
+    section("Training telemetry (latest report)", trainingTable(h)),
     section("Participants and stake", participantsTable(h)),
     section("Aggregators", aggregatorsTable(h)),
     section("Aggregator agreement", agreementTable(h)),

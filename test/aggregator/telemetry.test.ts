@@ -7,6 +7,7 @@ import { expect } from "chai";
 import { getAddress } from "ethers";
 import { modelShapes, mlpSpec, modelSpecDigest, type ModelSpec } from "../../client/model/spec.js";
 import { DEFAULT_POLICY } from "../../lib/aggregator/policy.js";
+import { anomalyText, telemetryText } from "../../lib/audit/format.js";
 import { DEFAULT_RULE, DEFAULT_RULE_PARAMS, aggregateRound, type Fetched, type RevealFact } from "../../lib/aggregator/round.js";
 import { TelemetryError, parseTelemetry, readTelemetry, telemetryFindings } from "../../lib/aggregator/telemetry.js";
 import { encodeUpdate } from "../../lib/codec/update-file.js";
@@ -130,6 +131,10 @@ describe("training telemetry: parsing, plausibility, the report", function () {
       expect(by.get(participants[i])!.telemetry, `client ${i}`).to.deep.equal({ ...readTelemetry(extras[i]).telemetry });
     }
     expect(by.get(participants[2])!.telemetry).to.include({ wallMs: 402, backend: "wasm", lossBefore: 2.30259 });
+    // How audit prints it: one cell per participant; no detector on this task, so no anomaly cell.
+    expect(telemetryText(riser)).to.equal("2.303→7.000, 412 ms, wasm, flagged: local loss rose from 2.30259 to 7, more than 2 x");
+    expect(telemetryText(liar)).to.equal("2.303→0.9123, 404 ms, wasm"); // what the invalid claim came with is on record too
+    expect(anomalyText(riser)).to.equal("");
 
     // A hostile report cannot smuggle wrong types through the telemetry field.
     const tampered = JSON.parse(new TextDecoder().decode(out.reportBytes));
