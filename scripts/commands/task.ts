@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { formatUnits, getAddress, parseUnits } from "ethers";
 import { cnnSpec, mlpSpec, type ModelSpec } from "../../client/model/spec.js";
-import { checkTaskOptions, optionFromPairs, optionFromPairs, type ReputationOption, type TaskOptions } from "../../lib/protocol/options.js";
+import { checkTaskOptions, optionFromPairs, type ReputationOption, type TaskOptions } from "../../lib/protocol/options.js";
 import { ensureBackend } from "../../client/model/backend.js";
 import { readRound, requireTask, send } from "../../lib/chain/coordinator.js";
 import { readDeployment } from "../../lib/config.js";
@@ -103,20 +103,8 @@ export interface TaskCreateOptions {
   telemetry?: string | boolean;
   /** --anomaly [k=v,...]: the anomaly detector feeds the policy (AnomalyOption). */
   anomaly?: string | boolean;
-  /** --telemetry [k=v,...]: plausibility bounds for training telemetry (TelemetryOption). */
-  telemetry?: string | boolean;
-  /** --anomaly [k=v,...]: the anomaly detector feeds the policy (AnomalyOption). */
-  anomaly?: string | boolean;
   /** --reputation: see parseReputationOption. */
   reputation?: string;
-}
-
-/** The telemetry and anomaly sections from their flags (absent flag: no section). */
-function detectionOptions(o: TaskCreateOptions): TaskOptions {
-  return {
-    ...(o.telemetry !== undefined ? { telemetry: optionFromPairs("--telemetry", o.telemetry) } : {}),
-    ...(o.anomaly !== undefined ? { anomaly: optionFromPairs("--anomaly", o.anomaly) } : {}),
-  };
 }
 
 /** The telemetry and anomaly sections from their flags (absent flag: no section). */
@@ -130,7 +118,7 @@ function detectionOptions(o: TaskCreateOptions): TaskOptions {
 /** Creates a task from command options; returns its id. Shared by the CLI and the demo. */
 export async function createTaskFromOptions(ctx: Context, o: TaskCreateOptions, log: (line: string) => void): Promise<bigint> {
   const me = await ctx.signer.getAddress();
-  const taskOptions: TaskOptions = { ...o.options, ...detectionOptions(o), ...detectionOptions(o), ...(o.reputation ? { reputation: parseReputationOption(o.reputation) } : {}) };
+  const taskOptions: TaskOptions = { ...o.options, ...detectionOptions(o), ...(o.reputation ? { reputation: parseReputationOption(o.reputation) } : {}) };
   const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31), taskOptions);
   await ensureBackend();
   const store = await ctx.store();
@@ -205,8 +193,6 @@ export function register(program: Command): void {
     .option("--quorum <n>", "identical results needed to finalize", "1")
     .option("--reputation <spec>", "score participants by their verdict history: on, or weighting,select=K,half-life=H,window=W,prior=P,prior-weight=A")
     .option("--open", "open the first round right away")
-    .option("--telemetry [k=v,...]", "check training telemetry: minSamples, maxSamples (outside: invalid), maxEpochs, maxLossRatio (flagged)")
-    .option("--anomaly [k=v,...]", "anomaly detector scores in the report: threshold (default 6), dims (16), slashThreshold (default: never slash)")
     .option("--telemetry [k=v,...]", "check training telemetry: minSamples, maxSamples (outside: invalid), maxEpochs, maxLossRatio (flagged)")
     .option("--anomaly [k=v,...]", "anomaly detector scores in the report: threshold (default 6), dims (16), slashThreshold (default: never slash)")
     .action(async (o: TaskCreateOptions, cmd: Command) => {
