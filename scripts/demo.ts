@@ -14,6 +14,7 @@ import { loadIdxDataset } from "../client/data/idx.js";
 import { loadMnist, splitTrainTest } from "../client/data/mnist.js";
 import { evaluate } from "../client/train/train.js";
 import { currentModelPointer, fetchModel, fetchModelSpec, fetchReport } from "../lib/protocol/models.js";
+import { parseCompression } from "../lib/protocol/options.js";
 import { clientShard, parsePartitionSpec } from "../client/data/partition.js";
 import type { Dataset } from "../client/data/dataset.js";
 import { initBackend } from "../client/model/backend.js";
@@ -44,6 +45,7 @@ interface DemoOptions {
   reputation?: string;
   telemetry?: string | boolean;
   anomaly?: string | boolean;
+  compression?: string;
   optimizer?: string;
   model: string;
   partition: string;
@@ -65,6 +67,7 @@ const options = new Command("demo")
   .option("--optimizer <name>", "server optimiser on top of the rule: fedavgm, fedadam or fedyogi (default: none)")
   .option("--telemetry [k=v,...]", "task option: check training telemetry (minSamples, maxSamples, maxEpochs, maxLossRatio)")
   .option("--anomaly [k=v,...]", "task option: anomaly detector scores in the reports (threshold, dims, slashThreshold)")
+  .option("--compression <scheme>", "task option: clients send f16, i8 or topk:FRACTION[:no-ef] updates (default: float32)")
   .option("--model <name>", "mlp or cnn", "mlp")
   .option("--swarm", "swarm mode: every client is also an aggregator and a majority of them must agree (at most 16 clients)")
   .option("--reputation <spec>", "task option: score clients by their verdict history: on, or weighting,select=K,half-life=H,window=W")
@@ -163,6 +166,7 @@ async function main(): Promise<void> {
       open: true,
       telemetry: options.telemetry,
       anomaly: options.anomaly,
+      ...(options.compression ? { options: { compression: parseCompression(options.compression) } } : {}),
     },
     (line) => say(`▸ ${line}`),
   );
