@@ -289,6 +289,15 @@ export function formatRound(h: TaskHistory, r: RoundRecord, verdicts = false): s
         ]),
       ),
     );
+    const rep = r.report.report.reputation;
+    if (rep) {
+      const read = rep.history.map((x) => x.round).join(", ") || "none finalized";
+      const use = `${rep.weighted ? "weights the rule's samples" : "no weighting"}${rep.select === undefined ? "" : `; top ${rep.select} aggregated`}`;
+      lines.push(
+        `  reputation: window rounds ${rep.window.from}..${rep.window.to} (finalized: ${read}), half-life ${rep.params.halfLife}, prior ${rep.params.prior} x ${rep.params.priorWeight}; ${use}`,
+        ...alignColumns([["participant", "reputation", "aggregated"], ...rep.scores.map((x) => [x.address, String(x.reputation), x.aggregated ? "yes" : "no"])], "    "),
+      );
+    }
   }
   return lines;
 }

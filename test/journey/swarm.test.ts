@@ -195,6 +195,12 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     expect([0, 1, 2, 3].map((i) => of(i).reputation)).to.deep.equal([0.75, 0.75, 0.75, 0.25]);
     expect([0, 1, 2, 3].map((i) => of(i).aggregated)).to.deep.equal([true, true, true, false]);
     expect(out.report.participants.map((p) => p.verdict)).to.deep.equal(["accepted", "accepted", "accepted", "accepted"]);
+
+    // The audit's round view shows the scores the finalized report recorded.
+    const history = await new AuditReader({ provider: ethers.provider, coordinator: coordinator(), chainId, fromBlock, store }).history(taskId);
+    const text = formatRoundReport(history, round);
+    expect(text).to.include("reputation: window rounds 1..1 (finalized: 1), half-life 4, prior 0.5 x 1; weights the rule's samples; top 3 aggregated");
+    expect(text).to.match(new RegExp(`${members[3].address}\\s+0\\.25\\s+no`));
   });
 
   it("round 3: a finalized report with a tampered reputation figure fails verify, which names it", async () => {
