@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { formatUnits, getAddress, parseUnits } from "ethers";
 import { cnnSpec, mlpSpec, type ModelSpec } from "../../client/model/spec.js";
-import { checkTaskOptions, optionFromPairs, type ReputationOption, type TaskOptions } from "../../lib/protocol/options.js";
+import { checkTaskOptions, optionFromPairs, parseCompression, type ReputationOption, type TaskOptions } from "../../lib/protocol/options.js";
 import { ensureBackend } from "../../client/model/backend.js";
 import { readRound, requireTask, send } from "../../lib/chain/coordinator.js";
 import { readDeployment } from "../../lib/config.js";
@@ -105,6 +105,8 @@ export interface TaskCreateOptions {
   anomaly?: string | boolean;
   /** --reputation: see parseReputationOption. */
   reputation?: string;
+  /** --compression f16 | i8 | topk:FRACTION[:no-ef]: how participants encode their updates (CompressionOption). */
+  compression?: string;
 }
 
 /** The telemetry and anomaly sections from their flags (absent flag: no section). */
@@ -118,7 +120,7 @@ function detectionOptions(o: TaskCreateOptions): TaskOptions {
 /** Creates a task from command options; returns its id. Shared by the CLI and the demo. */
 export async function createTaskFromOptions(ctx: Context, o: TaskCreateOptions, log: (line: string) => void): Promise<bigint> {
   const me = await ctx.signer.getAddress();
-  const taskOptions: TaskOptions = { ...o.options, ...detectionOptions(o), ...(o.reputation ? { reputation: parseReputationOption(o.reputation) } : {}) };
+  const taskOptions: TaskOptions = { ...o.options, ...detectionOptions(o), ...(o.reputation ? { reputation: parseReputationOption(o.reputation) } : {}), ...(o.compression ? { compression: parseCompression(o.compression) } : {}) };
   const spec = modelSpecByName(o.model, parseInteger(o.seed, "seed", 0, 2 ** 31), taskOptions);
   await ensureBackend();
   const store = await ctx.store();
@@ -191,6 +193,7 @@ export function register(program: Command): void {
     .option("--dissent <bps>", "bond share an aggregator loses for a result that differs from the final one", "1000")
     .option("--aggregators <addresses>", "comma-separated aggregator set (default: you)")
     .option("--quorum <n>", "identical results needed to finalize", "1")
+    .option("--compression <scheme>", "participants send f16, i8 or topk:FRACTION updates (top-k with error feedback; topk:FRACTION:no-ef without); default float32")
     .option("--reputation <spec>", "score participants by their verdict history: on, or weighting,select=K,half-life=H,window=W,prior=P,prior-weight=A")
     .option("--open", "open the first round right away")
     .option("--telemetry [k=v,...]", "check training telemetry: minSamples, maxSamples (outside: invalid), maxEpochs, maxLossRatio (flagged)")
