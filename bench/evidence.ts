@@ -8,7 +8,8 @@
 //   npx tsx bench/evidence.ts --quick    about 5 minutes: MLP, MNIST, small data, few rounds, 20% attackers, one seed
 //   npx tsx bench/evidence.ts            the full form (see FULL below and docs/BENCHMARKS.md for its time)
 //   flags: --dataset mnist|fashion (only that data set), --rounds N and --clients N (the matrix),
-//          --learning-rounds N, --seeds N (seeds 1..N per matrix cell), --out FILE (instead of docs/BENCHMARKS.md)
+//          --learning-rounds N, --seeds N (seeds 1..N per matrix cell), --only learning|robustness,
+//          --out FILE (instead of docs/BENCHMARKS.md)
 //
 // Prints the tables and writes the sections "learning" and "robustness" of docs/BENCHMARKS.md.
 import os from "node:os";
@@ -83,6 +84,8 @@ interface Args {
   readonly dataset?: DatasetName;
   readonly command: string;
   readonly out?: string;
+  /** Run only one of the two sections (e.g. to rerun the matrix in a smaller form). */
+  readonly only?: "learning" | "robustness";
 }
 
 /** Parses the flags (see the header); refuses unknown flags and malformed values by name. */
@@ -91,6 +94,7 @@ function parseArgs(argv: readonly string[]): Args {
   let form = quick ? QUICK : FULL;
   let dataset: DatasetName | undefined;
   let out: string | undefined;
+  let only: Args["only"];
   const positive = (flag: string, text: string | undefined) => {
     const n = Number(text);
     if (text === undefined || !Number.isInteger(n) || n <= 0) throw new EvidenceArgumentError(`${flag} expects a positive integer, found ${text ?? "nothing"}`);
@@ -114,6 +118,10 @@ function parseArgs(argv: readonly string[]): Args {
       case "--seeds":
         form = { ...form, name: "custom", matrix: { ...form.matrix, seeds: Array.from({ length: positive(flag, value) }, (_, k) => k + 1) } };
         break;
+      case "--only":
+        if (value !== "learning" && value !== "robustness") throw new EvidenceArgumentError(`--only expects learning or robustness, found ${value ?? "nothing"}`);
+        only = value;
+        break;
       case "--out":
         if (!value) throw new EvidenceArgumentError("--out expects a file name, found nothing");
         out = value;
@@ -124,10 +132,10 @@ function parseArgs(argv: readonly string[]): Args {
         break;
       }
       default:
-        throw new EvidenceArgumentError(`unknown flag ${flag}`, { hint: "flags: --quick, --dataset mnist|fashion, --rounds N, --clients N, --seeds N, --learning-rounds N, --out FILE" });
+        throw new EvidenceArgumentError(`unknown flag ${flag}`, { hint: "flags: --quick, --dataset mnist|fashion, --rounds N, --clients N, --seeds N, --learning-rounds N, --only learning|robustness, --out FILE" });
     }
   }
-  return { quick, form, dataset, out, command: ["npx tsx bench/evidence.ts", ...argv].join(" ") };
+  return { quick, form, dataset, out, only, command: ["npx tsx bench/evidence.ts", ...argv].join(" ") };
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -351,23 +359,13 @@ function literature(cellAt: (rule: string, attack: string, fraction?: number) =>
   ].join("\n\n");
 }
 
-async function main(): Promise<void> {
-  const { quick, form, dataset, command, out } = parseArgs(process.argv.slice(2));
-  const backend = await initBackend(undefined, { log });
-  log(`backend ${backend.name}; ${form.name} form`);
-  const missing = await missingFashionMnistFiles();
-  // The quick form stays on the embedded digits; the full form adds Fashion-MNIST when its files are installed.
-  const learningSets: DatasetName[] = dataset ? [dataset] : quick || missing.length > 0 ? ["mnist"] : ["mnist", "fashion"];
-  const skippedFashion = !dataset && !quick && missing.length > 0 ? `Fashion-MNIST skipped: ${missing.join(", ")} not found (install Debian's dataset-fashion-mnist).` : undefined;
-  if (skippedFashion) log(skippedFashion);
-  const loaded = new Map<DatasetName, Data>();
-  const data = async (name: DatasetName) => loaded.get(name) ?? loaded.set(name, await loadData(name)).get(name)!;
-
+/** The learning section: one table per data set and model. */
+async function learningSection(form: Form, command: string, datasets: readonly DatasetName[], load: (name: DatasetName) => Promise<Data>, skippedFashion: string | undefined): Promise<string> {
   const started = performance.now();
   const parts: string[] = [];
-  for (const name of learningSets) parts.push((await learning(form, await data(name))).markdown);
+  for (const name of datasets) parts.push((await learning(form, await load(name))).markdown);
   const { clients, rounds, digits, specs } = form.learning;
-  const learningSection = [
+  return [
     "## Learning quality (lib/simulation)",
     "",
     `Command: \`${command}\` (${form.name} form). Machine: ${machineLine()}; 1-minute load average ${os.loadavg()[0].toFixed(1)} at the end (other work shared the CPU). Took ${((performance.now() - started) / 60_000).toFixed(1)} minutes.`,
@@ -375,8 +373,23 @@ async function main(): Promise<void> {
     "",
     ...parts,
   ].join("\n");
-  await writeSection("learning", learningSection, out);
-  await writeSection("robustness", await robustness(form, await data(dataset ?? "mnist"), command), out);
+}
+
+async function main(): Promise<void> {
+  const { quick, form, dataset, command, out, only } = parseArgs(process.argv.slice(2));
+  const backend = await initBackend(undefined, { log });
+  log(`backend ${backend.name}; ${form.name} form`);
+  const missing = await missingFashionMnistFiles();
+  // The quick form stays on the embedded digits; the full form adds Fashion-MNIST when its files are installed.
+  const learningSets: DatasetName[] = dataset ? [dataset] : quick || missing.length > 0 ? ["mnist"] : ["mnist", "fashion"];
+  const skippedFashion = !dataset && !quick && missing.length > 0 ? `Fashion-MNIST skipped: ${missing.join(", ")} not found (install Debian's dataset-fashion-mnist).` : undefined;
+  if (skippedFashion) log(skippedFashion);
+  const loaded = new Map<DatasetName, Promise<Data>>();
+  const data = (name: DatasetName) => loaded.get(name) ?? loaded.set(name, loadData(name)).get(name)!;
+
+  const started = performance.now();
+  if (only !== "robustness") await writeSection("learning", await learningSection(form, command, learningSets, data, skippedFashion), out);
+  if (only !== "learning") await writeSection("robustness", await robustness(form, await data(dataset ?? "mnist"), command), out);
   log(`done in ${((performance.now() - started) / 60_000).toFixed(1)} minutes`);
 }
 
