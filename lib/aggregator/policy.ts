@@ -344,8 +344,7 @@ function judgeAnomalies(valid: readonly Valid[], option: AnomalyOption, seed: re
   const params = { threshold, dims: option.dims ?? DEFAULT_ANOMALY.dims };
   for (const a of anomalyScores(scored, referenceOf(scored), params, seed)) {
     const j = out.get(a.address)!;
-    const flagged = a.flagged;
-    const evidence = { ...j.evidence, ...anomalyEvidence(a), anomalyFlagged: flagged };
+    const evidence = { ...j.evidence, ...anomalyEvidence(a), anomalyFlagged: a.flagged };
     const slash = j.verdict === "accepted" && option.slashThreshold !== undefined && a.score > option.slashThreshold && a.signals >= 2;
     if (slash) {
       out.set(a.address, {
@@ -354,7 +353,7 @@ function judgeAnomalies(valid: readonly Valid[], option: AnomalyOption, seed: re
         reason: `the anomaly detector scores the update ${figure(a.score)} robust standard deviations from the round's updates, above ${option.slashThreshold}, with ${a.signals} of its 3 views beyond ${threshold / 2}`,
         evidence: { ...evidence, anomalySlashThreshold: option.slashThreshold! },
       });
-    } else if (j.verdict === "accepted" && flagged) {
+    } else if (j.verdict === "accepted" && a.flagged) {
       const why = a.score > threshold ? `score ${figure(a.score)} above ${threshold}` : `${a.signals} views beyond ${threshold / 2}`;
       out.set(a.address, { ...j, reason: `${j.reason}; flagged by the anomaly detector (${why}), not slashed`, evidence });
     } else out.set(a.address, { ...j, evidence });
