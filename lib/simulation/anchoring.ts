@@ -150,8 +150,8 @@ function timedStore(store: ContentStore, timeline: Timeline, by: "participant" |
         puts.push({ ...stored, by });
         return stored;
       }),
-    pin: (ref: ContentRef) => span("storing", () => store.pin(ref)),
-    unpin: (ref: ContentRef) => span("storing", () => store.unpin(ref)),
+    pin: (ref: ContentRef) => span("pinning", () => store.pin(ref)),
+    unpin: (ref: ContentRef) => span("pinning", () => store.unpin(ref)),
     get: (ref: ContentRef, options?: GetOptions) => span("fetch-verify", () => store.get(ref, options)),
     has: (ref: ContentRef) => span("fetch-verify", () => store.has(ref)),
     isPinned: (ref: ContentRef) => span("fetch-verify", () => store.isPinned(ref)),
@@ -191,7 +191,8 @@ function memorySampler() {
 }
 
 const PART_OF: Record<TimedPart, Part> = { train: "training", encode: "encoding", commit: "chain-tx", reveal: "chain-tx" };
-const AGGREGATOR_PART: Partial<Record<AggregatorStep, Part>> = { gathered: "fetch-verify", aggregated: "aggregation", pinned: "storing", submitted: "chain-tx" };
+// Up to "pinned" the aggregator only puts and pins, which the store wrapper times itself.
+const AGGREGATOR_PART: Partial<Record<AggregatorStep, Part>> = { gathered: "fetch-verify", aggregated: "aggregation", submitted: "chain-tx" };
 
 /** The gas of a round's receipts, by function. */
 export function roundGas(receipts: readonly Receipt[], clients: number): RoundGas {
