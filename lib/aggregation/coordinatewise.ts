@@ -1,9 +1,11 @@
 // Coordinate-wise rules (Yin et al., "Byzantine-robust distributed learning", 2018): for each
 // coordinate, the median of the n values, or their mean after dropping the `trim` smallest
 // and `trim` largest. Every update counts equally (a Byzantine participant picks its own
-// numSamples). Blocks of 256 coordinates are transposed into one small reusable buffer so each
-// coordinate's n values sit together, then reduced by branch-free selection (select.ts): no
-// copy of the matrix is made and nothing is allocated per coordinate.
+// numSamples). Short columns (few updates) go through sorting networks compiled to straight-line
+// code that reads the rows directly (networks.ts). Otherwise blocks of 256 coordinates are
+// transposed into one small reusable buffer so each coordinate's n values sit together, then
+// reduced by branch-free selection (select.ts). Either way no copy of the matrix is made and
+// nothing is allocated per coordinate.
 //
 // Score: L2 distance from the update to the aggregate. Higher = more suspicious.
 // Breakdown: median tolerates f < n/2 arbitrary updates; trimmed mean needs 2 * trim < n
@@ -13,6 +15,7 @@ import { RuleParameterError } from "./errors.js";
 import { buildResult } from "./evidence.js";
 import { prepare } from "./input.js";
 import { integerAtLeast, numberInRange, requireBreakdown } from "./params.js";
+import { medianKernel, NETWORK_MAX, trimmedMeanKernel } from "./networks.js";
 import { insertionSort, medianOfThree, partitionInto, selectInRange } from "./select.js";
 import type { AggregationResult, ClipOption, Update } from "./types.js";
 
@@ -31,32 +34,84 @@ export function transposeBlock(rows: readonly Float32Array[], start: number, wid
   }
 }
 
-/** Columns this short are sorted outright, in place in the block: cheaper than selection. */
+/** The rows' float32 bits as Int32Array views (no copy), for the networks' integer keys. */
+function bitViews(rows: readonly Float32Array[]): Int32Array[] {
+  return rows.map((row) => new Int32Array(row.buffer, row.byteOffset, row.length));
+}
+
+/** Columns this short are sorted outright by insertion in the reference computation: cheaper than selection. */
 const SMALL_COLUMN = 16;
 
-/** Median of every coordinate (mean of the two middle values when n is even), rounded to float32. */
+// The reference computation of one coordinate from its column (in row order at `base`), run
+// blockwise for long columns. The networks (networks.ts) compute the same order statistics and
+// sorted sums by other means, which agree with these to the bit except in the sign of a zero
+// chosen among tied zeros; the networks hand such coordinates back to these functions, so every
+// path returns exactly these bits.
+
+/** The median of block[base, base + n) (reorders it; uses the same range of `scratch`). */
+function columnMedian(block: Float64Array, scratch: Float64Array, base: number, n: number, below: Float64Array): number {
+  const mid = n >> 1;
+  if (n <= SMALL_COLUMN) {
+    insertionSort(block, base, base + n);
+    return n % 2 === 1 ? block[base + mid] : (block[base + mid - 1] + block[base + mid]) / 2;
+  }
+  // Selection in place: the column's own slots in the block and in the scratch block are the two buffers.
+  const upper = selectInRange(block, scratch, base, n, base + mid, below);
+  return n % 2 === 1 ? upper : (below[0] + upper) / 2;
+}
+
+/** The trimmed mean of block[base, base + n) (uses the same ranges of `scratch` and `spare`). */
+function columnTrimmedMean(block: Float64Array, scratch: Float64Array, spare: Float64Array, base: number, n: number, trim: number, cuts: Float64Array): number {
+  if (n <= SMALL_COLUMN) return sortedMiddleSum(block, base, n, trim) / (n - 2 * trim);
+  trimCuts(block, scratch, spare, base, n, trim, cuts);
+  return keptSum(block, base, n, trim, cuts[0], cuts[1]) / (n - 2 * trim);
+}
+
+/** Buffers for one column, to recompute the coordinates a network hands back. */
+class Reference {
+  private readonly column: Float64Array;
+  private readonly scratch: Float64Array;
+  private readonly spare: Float64Array;
+  private readonly pair = new Float64Array(2);
+  constructor(private readonly rows: readonly Float32Array[]) {
+    const n = rows.length;
+    this.column = new Float64Array(n);
+    this.scratch = new Float64Array(n);
+    this.spare = new Float64Array(n);
+  }
+  private gather(k: number): void {
+    for (let i = 0; i < this.rows.length; i++) this.column[i] = this.rows[i][k];
+  }
+  median(k: number): number {
+    this.gather(k);
+    return columnMedian(this.column, this.scratch, 0, this.rows.length, this.pair);
+  }
+  trimmedMean(k: number, trim: number): number {
+    this.gather(k);
+    return columnTrimmedMean(this.column, this.scratch, this.spare, 0, this.rows.length, trim, this.pair);
+  }
+}
+
+/**
+ * Median of every coordinate (mean of the two middle values when n is even), rounded to float32.
+ * Up to NETWORK_MAX updates through a compiled network straight from the rows; beyond, blocks
+ * of the reference computation.
+ */
 export function coordinateMedian(rows: readonly Float32Array[], d: number): Float32Array {
   const n = rows.length;
+  const out = new Float32Array(d);
+  if (n <= NETWORK_MAX) {
+    const reference = new Reference(rows);
+    medianKernel(n)(bitViews(rows), 0, d, out, (k) => (out[k] = reference.median(k)));
+    return out;
+  }
   const block = new Float64Array(BLOCK * n);
   const scratch = new Float64Array(BLOCK * n);
   const below = new Float64Array(1);
-  const out = new Float32Array(d);
-  const mid = n >> 1;
-  const odd = n % 2 === 1;
   for (let start = 0; start < d; start += BLOCK) {
     const width = Math.min(BLOCK, d - start);
     transposeBlock(rows, start, width, block);
-    for (let k = 0; k < width; k++) {
-      const base = k * n;
-      if (n <= SMALL_COLUMN) {
-        insertionSort(block, base, base + n);
-        out[start + k] = odd ? block[base + mid] : (block[base + mid - 1] + block[base + mid]) / 2;
-      } else {
-        // Selection in place: the column's own slots in the block and in the scratch block are the two buffers.
-        const upper = selectInRange(block, scratch, base, n, base + mid, below);
-        out[start + k] = odd ? upper : (below[0] + upper) / 2;
-      }
-    }
+    for (let k = 0; k < width; k++) out[start + k] = columnMedian(block, scratch, k * n, n, below);
   }
   return out;
 }
@@ -64,30 +119,26 @@ export function coordinateMedian(rows: readonly Float32Array[], d: number): Floa
 /**
  * Mean of every coordinate after dropping its `trim` smallest and `trim` largest values
  * (2 * trim < n). The kept values are summed in an order that depends only on the values:
- * sorted order for short columns; otherwise the two cut values are found by selection and the
- * values between them summed in canonical row order (values equal to a cut counted as often as
- * they fall inside the kept ranks), so the sum never depends on how selection arranged a buffer.
+ * sorted order for short columns (n <= 16, through a compiled network); otherwise the two cut
+ * values are found by selection and the values between them summed in canonical row order
+ * (values equal to a cut counted as often as they fall inside the kept ranks), so the sum never
+ * depends on how selection arranged a buffer.
  */
 export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, trim: number): Float32Array {
   const n = rows.length;
-  const keep = n - 2 * trim;
+  const out = new Float32Array(d);
+  if (n <= SMALL_COLUMN) {
+    trimmedMeanKernel(n, trim)(bitViews(rows), 0, d, out);
+    return out;
+  }
   const block = new Float64Array(BLOCK * n);
   const scratch = new Float64Array(BLOCK * n);
   const spare = new Float64Array(BLOCK * n);
   const cuts = new Float64Array(2);
-  const out = new Float32Array(d);
   for (let start = 0; start < d; start += BLOCK) {
     const width = Math.min(BLOCK, d - start);
     transposeBlock(rows, start, width, block);
-    for (let k = 0; k < width; k++) {
-      const base = k * n;
-      if (n <= SMALL_COLUMN) {
-        out[start + k] = sortedMiddleSum(block, base, n, trim) / keep;
-      } else {
-        trimCuts(block, scratch, spare, base, n, trim, cuts);
-        out[start + k] = keptSum(block, base, n, trim, cuts[0], cuts[1]) / keep;
-      }
-    }
+    for (let k = 0; k < width; k++) out[start + k] = columnTrimmedMean(block, scratch, spare, k * n, n, trim, cuts);
   }
   return out;
 }
