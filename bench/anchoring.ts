@@ -1,7 +1,7 @@
 // The cost of the anchoring: real rounds end to end (in-process Hardhat chain with the real
 // contracts, embedded Helia store in a temp folder, Participants training the MLP on real MNIST
 // shards, the real aggregator), for 10 and 50 clients per round, then a scale run of 100 clients.
-// Per round: wall time split into training, encoding, storing, pinning, chain transactions, fetching and
+// Per round: wall time split into training, encoding, storing, pinning, journaling, chain transactions, fetching and
 // verifying, aggregation, chain reads and the remainder (lib/simulation/anchoring-timeline.ts
 // says how overlaps are resolved); gas per participant; bytes stored; peak memory.
 //
@@ -39,13 +39,14 @@ const LABELS: Record<Part | "remainder", string> = {
   encoding: "encoding",
   storing: "storing",
   pinning: "pinning",
+  journaling: "journaling",
   "chain-tx": "chain transactions",
   "fetch-verify": "fetch + verify",
   aggregation: "aggregation",
   "chain-reads": "chain reads",
   remainder: "remainder",
 };
-const COLUMNS = ["training", "encoding", "storing", "pinning", "chain-tx", "fetch-verify", "aggregation", "chain-reads", "remainder"] as const;
+const COLUMNS = ["training", "encoding", "storing", "pinning", "journaling", "chain-tx", "fetch-verify", "aggregation", "chain-reads", "remainder"] as const;
 
 function parseArgs(argv: readonly string[]): { quick: boolean; out: string } {
   let quick = false;
@@ -201,7 +202,7 @@ async function main(): Promise<void> {
     `Settings: seed ${SEED}; MLP 784-128-10 on the ${first.backend} backend; ${first.settings.digits.toLocaleString("en")} real MNIST training digits split IID over the clients; ${TRAINING.epochs} local epoch, batch ${TRAINING.batchSize}, SGD learning rate ${TRAINING.learningRate}; all clients honest; rule trimmed-mean (default policy), quorum 1; participants poll the round's phase every 10 ms × clients (50–1000 ms); in-process Hardhat chain (automine), embedded Helia store in a temp folder, everything in one process. Clients train one after another (one tfjs runtime), then reveal concurrently once the last commit closes the commit phase; the aggregator starts when every reveal has landed; the round ends when the aggregator has finalized the round and opened the next one.`,
     "",
     ...tables.flatMap((t) => [t, ""]),
-    "How the time is split: spans come from the edges: the Participant's `onTiming` hook (training; encoding = safetensors file; commit and reveal = chain transactions including gas estimation and the receipt), a timing wrapper around the content store (put = storing, which includes hashing the file into its CID and digest; pin = pinning; get = fetch + verify), every JSON-RPC request (chain reads), and the aggregator's steps (start to files gathered = fetch + verify; to aggregated = aggregation: decode, judge, rule, report; from pinned to submitted = chain transaction). An instant covered by several spans counts once, for the first of: training, encoding, aggregation, storing, pinning, chain transactions, fetch + verify, chain reads. So chain polls that run while a later client trains count as training, and the remainder is what no span covers: journal writes, the participants' poll interval before they see the reveal phase, and glue.",
+    "How the time is split: spans come from the edges: the Participant's `onTiming` hook (training; encoding = safetensors file; commit and reveal = chain transactions including gas estimation and the receipt), a timing wrapper around the content store (put = storing, which includes hashing the file into its CID and digest; pin = pinning; get = fetch + verify), the participant's steps (from the step before to `journaled`, and from the end of the commit or reveal to `committed` or `revealed` = journaling: the durable journal write, temp file + fsync + rename + folder fsync), every JSON-RPC request (chain reads), and the aggregator's steps (start to files gathered = fetch + verify; to aggregated = aggregation: decode, judge, rule, report; from pinned to submitted = chain transaction). An instant covered by several spans counts once, for the first of: training, encoding, aggregation, storing, pinning, journaling, chain transactions, fetch + verify, chain reads. So chain polls that run while a later client trains count as training, and the remainder is what no span covers: the participants' poll interval before they see the reveal phase, reading the journal, decoding the global model, and glue.",
   ].join("\n");
   await writeSection("anchoring", markdown, out);
   console.log(`\nwrote section "anchoring" of ${out} (${minutes.toFixed(1)} minutes)`);

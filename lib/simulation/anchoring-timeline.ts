@@ -10,7 +10,7 @@ import { AnchorFLError } from "../errors.js";
 export class TimelineError extends AnchorFLError {}
 
 /** Most specific first: an instant covered by several parts counts for the first of them. */
-export const PARTS = ["training", "encoding", "aggregation", "storing", "pinning", "chain-tx", "fetch-verify", "chain-reads"] as const;
+export const PARTS = ["training", "encoding", "aggregation", "storing", "pinning", "journaling", "chain-tx", "fetch-verify", "chain-reads"] as const;
 export type Part = (typeof PARTS)[number];
 export type Split = Record<Part | "remainder", number>;
 

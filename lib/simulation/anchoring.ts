@@ -320,6 +320,7 @@ export async function measureAnchoring(connection: Connection, settings: Anchori
       for (const p of people) {
         let ready!: () => void;
         const committed = new Promise<void>((resolve) => (ready = resolve));
+        let mark = performance.now();
         const participant = new Participant({
           ctx: p.ctx,
           taskId,
@@ -328,9 +329,16 @@ export async function measureAnchoring(connection: Connection, settings: Anchori
           pollMs,
           log: () => {},
           onStep: (step) => {
+            // Each of these steps directly follows a durable journal write (temp file, fsync, rename).
+            const now = performance.now();
+            if (step === "journaled" || step === "committed" || step === "revealed") timeline.add("journaling", mark, now);
+            mark = now;
             if (step !== "trained" && step !== "pinned" && step !== "journaled") ready();
           },
-          onTiming: (part, _round, start, end) => timeline.add(PART_OF[part], start, end),
+          onTiming: (part, _round, start, end) => {
+            timeline.add(PART_OF[part], start, end);
+            mark = end;
+          },
         });
         const run = participant.participate();
         running.push(run);

@@ -29,7 +29,7 @@ describe("anchoring benchmark", function () {
         0,
         100,
       );
-      expect(split).to.deep.equal({ training: 30, encoding: 10, aggregation: 0, storing: 10, pinning: 0, "chain-tx": 10, "fetch-verify": 0, "chain-reads": 20, remainder: 20 });
+      expect(split).to.deep.equal({ training: 30, encoding: 10, aggregation: 0, storing: 10, pinning: 0, journaling: 0, "chain-tx": 10, "fetch-verify": 0, "chain-reads": 20, remainder: 20 });
     });
 
     it("refuses a window or a span that ends before it starts", () => {
@@ -69,7 +69,7 @@ describe("anchoring benchmark", function () {
         1e-6 * round.wallMs,
       );
       // Every measured part of the flow happened.
-      for (const p of ["training", "encoding", "aggregation", "storing", "pinning", "chain-tx", "fetch-verify"] as const) expect(round.split[p], p).to.be.greaterThan(0);
+      for (const p of ["training", "encoding", "aggregation", "storing", "pinning", "journaling", "chain-tx", "fetch-verify"] as const) expect(round.split[p], p).to.be.greaterThan(0);
     });
 
     it("reports gas per participant from the same receipts the chain holds", async () => {
