@@ -14,7 +14,7 @@ import { aggregateRound } from "../../lib/aggregator/round.js";
 import { reportDifferences } from "../../lib/aggregator/verify.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { checkTaskOptions, TaskOptionsError, type ReputationOption } from "../../lib/protocol/options.js";
-import { parseReport, type Verdict } from "../../lib/protocol/report.js";
+import { ReportFormatError, parseReport, type Verdict } from "../../lib/protocol/report.js";
 import { CommandOptionError, modelSpecByName, parseReputationOption } from "../../scripts/commands/task.js";
 import { PARTICIPANTS, roundInputs } from "./round-fixture.js";
 
@@ -163,5 +163,8 @@ describe("reputation", function () {
     const tampered = { ...out.report, reputation: { ...rep, scores: rep.scores.map((s, i) => (i === 0 ? { ...s, reputation: 1 } : s)) } };
     expect(reportDifferences(tampered, out.report)).to.deep.equal(["reputation"]);
     expect(reportDifferences(out.report, out.report)).to.deep.equal([]);
+    // A report whose reputation record is malformed is refused by the one validator, by name.
+    const broken = { ...out.report, reputation: { ...rep, scores: [{ address: A, reputation: 2, aggregated: "yes" }] } };
+    expect(() => parseReport(new TextEncoder().encode(JSON.stringify(broken)))).to.throw(ReportFormatError, /reputation must be \{params, window/);
   });
 });
