@@ -21,6 +21,7 @@ import {
   krumScores,
   pairwiseSquaredDistances,
   weightedMean,
+  weightedMeanFloat32,
   type Update,
 } from "../lib/aggregation/index.js";
 import { machineLine, markdownTable, writeSection } from "./report.js";
@@ -107,7 +108,7 @@ function core(rule: string, rows: readonly Float32Array[], updates: readonly Upd
   const f = paramsFor("krum", n).f;
   switch (rule) {
     case "fedavg":
-      return () => new Float32Array(weightedMean(rows, updates.map((u) => u.numSamples), updates.reduce((s, u) => s + u.numSamples, 0), d));
+      return () => weightedMeanFloat32(rows, updates.map((u) => u.numSamples), updates.reduce((s, u) => s + u.numSamples, 0), d);
     case "median":
       return () => coordinateMedian(rows, d);
     case "trimmed-mean":
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
     `Command: \`${command}\`. Times are CPU time (user + system; \`process.cpuUsage\` / \`time.process_time\`, so neighbours on a shared machine count less than in wall time), medians of up to ${RUNS} runs (fewer once a measurement passed ${BUDGET_MS / 1000} s); both sides read the same n x d float32 matrix (uniform in [-0.5, 0.5)).`,
     "",
     "\"AnchorFL rule\" is the whole rule through the registry: validation, canonical order, the aggregate and the per-participant evidence (norm, distance and cosine to the aggregate).",
-    "\"AnchorFL core\" is the aggregate alone (the same mathematics as the numpy line): `weightedMean`, `coordinateMedian`, `coordinateTrimmedMean`, and for Krum the pairwise distances plus scores.",
+    "\"AnchorFL core\" is the aggregate alone (the same mathematics as the numpy line): `weightedMeanFloat32`, `coordinateMedian`, `coordinateTrimmedMean`, and for Krum the pairwise distances plus scores.",
     "numpy: `np.average(axis=0, weights)`, `np.median(axis=0)`, `np.partition`-based trimmed mean (beta 0.2); Krum, Multi-Krum and Bulyan with the usual loop of `np.linalg.norm` per ordered pair;",
     "numpy runs single-threaded (OPENBLAS_NUM_THREADS=1), as our code does; geometric median 10 Weiszfeld steps (ours: `maxIterations: 10, tolerance: 0`); norm clipping to the median norm; FLTrust with the mean as the server update. f = floor((n - 3) / 4).",
     "The ratio uses the core time where there is one, the whole rule otherwise. Target: at most 0.5x numpy for FedAvg, median and trimmed mean.",

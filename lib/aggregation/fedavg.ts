@@ -8,7 +8,7 @@
 import { clipRows, withClip } from "./clipping.js";
 import { buildResult } from "./evidence.js";
 import { prepare, type Prepared } from "./input.js";
-import { toFloat32, weightedMean } from "./kernels.js";
+import { weightedMeanFloat32 } from "./kernels.js";
 import type { AggregationResult, ClipOption, Update } from "./types.js";
 
 export interface FedAvgOptions {
@@ -51,7 +51,7 @@ export function normClipping(updates: readonly Update[], options: NormClippingOp
 function sampleWeightedMean(input: Prepared, rows: readonly Float32Array[]): { aggregate: Float32Array; weights: number[] } {
   const total = sumSamples(input);
   return {
-    aggregate: toFloat32(weightedMean(rows, input.numSamples, total, input.d)),
+    aggregate: weightedMeanFloat32(rows, input.numSamples, total, input.d),
     weights: input.numSamples.map((s) => s / total),
   };
 }

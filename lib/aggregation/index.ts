@@ -8,7 +8,7 @@ export { krum, multiKrum, bulyan, krumScores, closestToMedianMean, type KrumOpti
 export { geometricMedian, weiszfeld, type GeometricMedianOptions, type WeiszfeldResult } from "./geomedian.js";
 export { flTrust, type FLTrustOptions } from "./fltrust.js";
 export { clipRows, clipBound, type Clipped } from "./clipping.js";
-export { weightedMean, pairwiseSquaredDistances } from "./kernels.js";
+export { weightedMean, weightedMeanFloat32, pairwiseSquaredDistances } from "./kernels.js";
 export { prepare, type Prepared } from "./input.js";
 export * from "./optimisers.js";
 export * from "./registry.js";

@@ -2,6 +2,9 @@
 // n x d matrix), accumulates in float64, and visits values in a fixed order, so results are
 // bit-identical on any machine that runs the same code.
 
+/** Coordinates per block of the weighted mean: the block's float64 accumulator (32 KiB) stays in L1. */
+const MEAN_BLOCK = 4096;
+
 /**
  * Sum of weights[i] * rows[i] over the rows, divided by `divisor`, in float64 (the caller
  * rounds to float32 once). Rows with weight 0 are skipped; the others are taken four at a
@@ -10,23 +13,93 @@
  * The grouping depends only on the weights, so the sums are reproducible.
  */
 export function weightedMean(rows: readonly Float32Array[], weights: ArrayLike<number>, divisor: number, d: number): Float64Array {
-  const used = rows.map((_, i) => i).filter((i) => weights[i] !== 0);
+  const used = usedRows(rows, weights);
   const acc = new Float64Array(d);
-  const BLOCK = 4096;
-  for (let start = 0; start < d; start += BLOCK) {
-    const end = Math.min(d, start + BLOCK);
-    let q = 0;
-    for (; q + 3 < used.length; q += 4) {
-      accumulate4(acc, rows[used[q]], rows[used[q + 1]], rows[used[q + 2]], rows[used[q + 3]], weights[used[q]], weights[used[q + 1]], weights[used[q + 2]], weights[used[q + 3]], start, end);
-    }
-    for (; q < used.length; q++) {
-      const row = rows[used[q]];
-      const w = weights[used[q]];
-      for (let k = start; k < end; k++) acc[k] += w * row[k];
-    }
+  for (let start = 0; start < d; start += MEAN_BLOCK) {
+    const end = Math.min(d, start + MEAN_BLOCK);
+    accumulateBlock(rows, weights, used, start, end, acc, 0);
+    for (let k = start; k < end; k++) acc[k] /= divisor;
   }
-  for (let k = 0; k < d; k++) acc[k] /= divisor;
   return acc;
+}
+
+/**
+ * toFloat32(weightedMean(...)) to the bit, without the d-long float64 vector: up to FUSED_MAX
+ * rows, a compiled loop forms each coordinate's whole sum in a register (the same additions in
+ * the same order) and stores it once, divided and rounded; beyond, each block is summed in one
+ * reused L1-sized accumulator and rounded while it is hot. Either way the only allocation the
+ * size of the model is the float32 result.
+ */
+export function weightedMeanFloat32(rows: readonly Float32Array[], weights: ArrayLike<number>, divisor: number, d: number): Float32Array {
+  const used = usedRows(rows, weights);
+  const out = new Float32Array(d);
+  if (used.length <= FUSED_MAX) {
+    fusedMean(used.length)(used.map((i) => rows[i]), used.map((i) => weights[i]), divisor, d, out);
+    return out;
+  }
+  const acc = new Float64Array(Math.min(d, MEAN_BLOCK));
+  for (let start = 0; start < d; start += MEAN_BLOCK) {
+    const end = Math.min(d, start + MEAN_BLOCK);
+    acc.fill(0);
+    accumulateBlock(rows, weights, used, start, end, acc, start);
+    for (let k = start; k < end; k++) out[k] = acc[k - start] / divisor;
+  }
+  return out;
+}
+
+/** Most rows whose weighted mean is one compiled loop (the rows and weights stay in registers). */
+const FUSED_MAX = 16;
+
+type FusedMean = (rows: readonly Float32Array[], weights: readonly number[], divisor: number, d: number, out: Float32Array) => void;
+
+const fusedMeans: FusedMean[] = [];
+
+/**
+ * out[k] = sum / divisor for m rows, with the sum formed exactly as accumulateBlock forms it:
+ * from 0, each group of four rows added as (w0 x0 + w1 x1) + (w2 x2 + w3 x3), then the rest
+ * one by one. The source is built from m alone, never from data.
+ */
+function fusedMean(m: number): FusedMean {
+  let kernel = fusedMeans[m];
+  if (!kernel) {
+    const rowsIn = Array.from({ length: m }, (_, i) => `const r${i} = rows[${i}]; const w${i} = weights[${i}];`);
+    const terms: string[] = [];
+    let q = 0;
+    for (; q + 3 < m; q += 4) terms.push(`a += w${q} * r${q}[k] + w${q + 1} * r${q + 1}[k] + (w${q + 2} * r${q + 2}[k] + w${q + 3} * r${q + 3}[k]);`);
+    for (; q < m; q++) terms.push(`a += w${q} * r${q}[k];`);
+    const body = [...rowsIn, "for (let k = 0; k < d; k++) {", "let a = 0;", ...terms, "out[k] = a / divisor;", "}"].join("\n");
+    kernel = new Function("rows", "weights", "divisor", "d", "out", body) as FusedMean;
+    fusedMeans[m] = kernel;
+  }
+  return kernel;
+}
+
+/** Indices of the rows with a non-zero weight, in the order given. */
+function usedRows(rows: readonly Float32Array[], weights: ArrayLike<number>): number[] {
+  const used: number[] = [];
+  for (let i = 0; i < rows.length; i++) if (weights[i] !== 0) used.push(i);
+  return used;
+}
+
+/** Adds the used rows' coordinates [start, end) into acc[start - shift, end - shift), four rows per pass, then one at a time. */
+function accumulateBlock(
+  rows: readonly Float32Array[],
+  weights: ArrayLike<number>,
+  used: readonly number[],
+  start: number,
+  end: number,
+  acc: Float64Array,
+  shift: number,
+): void {
+  let q = 0;
+  for (; q + 3 < used.length; q += 4) {
+    accumulate4(acc, rows[used[q]], rows[used[q + 1]], rows[used[q + 2]], rows[used[q + 3]], weights[used[q]], weights[used[q + 1]], weights[used[q + 2]], weights[used[q + 3]], start, end, shift);
+  }
+  for (; q < used.length; q++) {
+    const row = rows[used[q]];
+    const w = weights[used[q]];
+    for (let k = start; k < end; k++) acc[k - shift] += w * row[k];
+  }
 }
 
 function accumulate4(
@@ -41,8 +114,9 @@ function accumulate4(
   w3: number,
   start: number,
   end: number,
+  shift: number,
 ): void {
-  for (let k = start; k < end; k++) acc[k] += w0 * r0[k] + w1 * r1[k] + (w2 * r2[k] + w3 * r3[k]);
+  for (let k = start; k < end; k++) acc[k - shift] += w0 * r0[k] + w1 * r1[k] + (w2 * r2[k] + w3 * r3[k]);
 }
 
 /** Rounds a float64 vector to float32, once, at the end of a rule. */
