@@ -1,7 +1,18 @@
 // The participant's journal: what it must not forget between committing and revealing. The
-// salt exists nowhere else, so an entry is written (temp file, fsync, rename) BEFORE the commit
-// transaction is sent; a client that crashes after committing finds it on restart and reveals.
-// One file per signing address under <home>/journal/. Pure entry logic + a small file layer.
+// salt exists nowhere else, so an entry is written (temp file, fsync, rename, folder fsync)
+// BEFORE the commit transaction is sent; a client that crashes after committing finds it on
+// restart and reveals. One file per signing address under <home>/journal/. Pure entry logic +
+// a small file layer.
+//
+// Which writes need which fsync (each costs 10-15 ms on this project's disk under load):
+//   - every write fsyncs its temp file before the rename: a rename that reached the disk ahead
+//     of the data could leave an empty journal, losing every salt in it;
+//   - only a write that adds a salt (a new pending entry) also fsyncs the folder, making the
+//     rename itself durable: the commit transaction must not be sent before that. The other
+//     writes (committed, revealed, withheld, removals) only record what the chain already
+//     shows; if a crash undoes one, the previous whole file comes back and recover() settles
+//     the entry against the chain (a "committing" entry whose commit landed is revealed, a
+//     "committed" one already revealed is marked so), exactly as after a crash just before it.
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import path from "node:path";
@@ -132,20 +143,31 @@ export async function readJournal(file: string, participant: string): Promise<Jo
   return parseJournal(text, file, participant);
 }
 
+/** True when `after` holds a pending entry (a salt) that `before` did not: its rename must be durable. Pure. */
+export function addsSalt(before: Journal, after: Journal): boolean {
+  const known = new Set(before.entries.filter(isPending).map((e) => e.salt));
+  return after.entries.some((e) => isPending(e) && !known.has(e.salt));
+}
+
 /**
- * Replaces the journal file atomically and durably: write a temp file, fsync it, rename it over
- * the old one, fsync the folder. A crash leaves either the old or the new journal, never half.
+ * Replaces the journal file atomically: write a temp file, fsync it, rename it over the old
+ * one, and (`durable`, the default) fsync the folder. A crash leaves either the old or the new
+ * journal, never half; without `durable` it may leave the old one (see the module comment).
  */
-export async function writeJournal(file: string, journal: Journal): Promise<void> {
+export async function writeJournal(file: string, journal: Journal, options: { durable?: boolean } = {}): Promise<void> {
   try {
-    await writeFileDurably(file, `${JSON.stringify(journal, null, 2)}\n`);
+    await writeFileDurably(file, `${JSON.stringify(journal, null, 2)}\n`, options);
   } catch (error) {
     throw new JournalError(`cannot write journal ${file}: ${(error as Error).message}`, { cause: error });
   }
 }
 
-/** The durable replace behind writeJournal, also used for the participant's other state (its error-feedback residual). */
-export async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
+/**
+ * The atomic replace behind writeJournal, also used for the participant's other state (its
+ * error-feedback residual). `durable: false` skips only the folder fsync: the new data is on
+ * disk before the rename, but the rename may be undone by a crash.
+ */
+export async function writeFileDurably(file: string, data: string | Uint8Array, { durable = true }: { durable?: boolean } = {}): Promise<void> {
   const dir = path.dirname(file);
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
@@ -162,6 +184,7 @@ export async function writeFileDurably(file: string, data: string | Uint8Array):
     await rm(tmp, { force: true });
     throw error;
   }
+  if (!durable) return;
   const folder = await open(dir, "r");
   try {
     await folder.sync();
@@ -196,12 +219,15 @@ export class JournalFile {
   put(entry: Omit<JournalEntry, "updatedAt">): Promise<JournalEntry> {
     return serialized(this.file, async () => {
       const full = { ...entry, updatedAt: new Date().toISOString() };
-      await writeJournal(this.file, upsertEntry(await this.read(), full));
+      const before = await this.read();
+      const after = upsertEntry(before, full);
+      await writeJournal(this.file, after, { durable: addsSalt(before, after) });
       return full;
     });
   }
 
+  // A removal adds no salt: if a crash undoes it, recover() drops or settles the entry again.
   remove(entry: JournalEntry): Promise<void> {
-    return serialized(this.file, async () => writeJournal(this.file, removeEntry(await this.read(), entry)));
+    return serialized(this.file, async () => writeJournal(this.file, removeEntry(await this.read(), entry), { durable: false }));
   }
 }
