@@ -16,7 +16,7 @@ import { Random } from "../random.js";
 
 export interface AnomalyParams {
   /**
-   * |z| above this flags an update; so do two views each beyond half of it. Default 6, measured
+   * A score above this flags an update. Default 6, measured
    * (bench/detection.ts): honest clients on Dirichlet(0.5) data reach |z| 5.2 on the cosine
    * view (non-IID updates legitimately point their own way), so the textbook 3.5 of Iglewicz and
    * Hoaglin flags honest clients here.
@@ -51,9 +51,9 @@ export interface AnomalyScore {
   readonly cosineZ: number;
   /** One-sided: only being far from the crowd's projections is suspicious. */
   readonly projectionZ: number;
-  /** How many of the three views exceed half the threshold: agreement between signals (ALIE is both too small and too central). */
+  /** How many of the three views exceed half the threshold: agreement between signals, which slashing requires (ALIE is both too small and too central). */
   readonly signals: number;
-  /** score above the threshold, or two views agreeing. */
+  /** score above the threshold. (Two views agreeing below it also caught ALIE, but flagged honest clients at 40% attackers.) */
   readonly flagged: boolean;
 }
 
@@ -130,6 +130,6 @@ export function anomalyScores(updates: readonly AnomalyInput[], reference: Float
     const views = [Math.abs(normZ[i]), Math.abs(cosineZ[i]), projectionZ[i]];
     const score = Math.max(...views);
     const signals = views.filter((z) => z > params.threshold / 2).length;
-    return { address: u.address, score, normZ: normZ[i], cosineZ: cosineZ[i], projectionZ: projectionZ[i], signals, flagged: score > params.threshold || signals >= 2 };
+    return { address: u.address, score, normZ: normZ[i], cosineZ: cosineZ[i], projectionZ: projectionZ[i], signals, flagged: score > params.threshold };
   });
 }

@@ -354,8 +354,7 @@ function judgeAnomalies(valid: readonly Valid[], option: AnomalyOption, seed: re
         evidence: { ...evidence, anomalySlashThreshold: option.slashThreshold! },
       });
     } else if (j.verdict === "accepted" && a.flagged) {
-      const why = a.score > threshold ? `score ${figure(a.score)} above ${threshold}` : `${a.signals} views beyond ${threshold / 2}`;
-      out.set(a.address, { ...j, reason: `${j.reason}; flagged by the anomaly detector (${why}), not slashed`, evidence });
+      out.set(a.address, { ...j, reason: `${j.reason}; flagged by the anomaly detector (score ${figure(a.score)} above ${threshold}), not slashed`, evidence });
     } else out.set(a.address, { ...j, evidence });
   }
 }

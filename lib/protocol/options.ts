@@ -97,7 +97,7 @@ function telemetryProblems(value: unknown): string[] {
 
 /** The learned anomaly detector (lib/aggregator/anomaly.ts) feeding the verdict policy. */
 export interface AnomalyOption {
-  /** Robust z-score above which an update is flagged in the report; two views beyond half of it also flag (default 6, measured: see lib/aggregator/anomaly.ts). */
+  /** Robust z-score above which an update is flagged in the report (default 6, measured: see lib/aggregator/anomaly.ts). */
   readonly threshold?: number;
   /** Dimensions of the seeded random projection, 1 to 32 (default 16). */
   readonly dims?: number;
