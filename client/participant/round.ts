@@ -352,24 +352,33 @@ export class Participant {
     });
     const store = await ctx.store();
     const stored = await store.put(bytes);
-    await store.pin(stored.cid);
+    const journal = await this.journal();
+    // Pin and journal at once: both only need the put's CID and both must be done before the
+    // commit is sent, so the journal's fsyncs wait on the disk while the pin does its work.
+    const [pinned, journaled] = await Promise.allSettled([
+      store.pin(stored.cid),
+      journal.put({
+        chainId: String(ctx.chainId),
+        coordinator: await this.#coordinatorAddress(),
+        taskId: String(taskId),
+        round: String(round),
+        updateDigest: stored.digest,
+        contentRoot: stored.contentRoot,
+        salt: randomSalt(),
+        numSamples: result.numSamples,
+        cid: stored.cid,
+        state: "committing",
+      }),
+    ]);
+    if (pinned.status === "rejected") {
+      // Nothing was committed: the entry for an update that is not pinned must not stay behind.
+      if (journaled.status === "fulfilled") await journal.remove(journaled.value);
+      throw pinned.reason;
+    }
+    if (journaled.status === "rejected") throw journaled.reason;
     await this.#step("pinned", round, `update ${stored.cid} (${stored.size} bytes) pinned in ${store.description}`);
-    const entry = await (
-      await this.journal()
-    ).put({
-      chainId: String(ctx.chainId),
-      coordinator: await this.#coordinatorAddress(),
-      taskId: String(taskId),
-      round: String(round),
-      updateDigest: stored.digest,
-      contentRoot: stored.contentRoot,
-      salt: randomSalt(),
-      numSamples: result.numSamples,
-      cid: stored.cid,
-      state: "committing",
-    });
-    await this.#step("journaled", round, `salt and digest written to ${(await this.journal()).file}`);
-    return entry;
+    await this.#step("journaled", round, `salt and digest written to ${journal.file}`);
+    return journaled.value;
   }
 
   async #commit(entry: JournalEntry): Promise<JournalEntry> {
