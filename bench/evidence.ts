@@ -197,7 +197,7 @@ async function learning(form: Form, data: Data): Promise<{ markdown: string; ver
     sections.push(`### ${data.label}, ${spec.name}\n\n${table}\n\n${verdict}`);
   }
   const settings = `${data.label}: ${clients} clients sharing ${pool.n.toLocaleString("en")} training images of ${data.describe}.`;
-  return { markdown: [settings, "", ...sections].join("\n"), verdicts };
+  return { markdown: [settings, ...sections].join("\n\n"), verdicts };
 }
 
 interface Cell {
@@ -371,7 +371,7 @@ async function learningSection(form: Form, command: string, datasets: readonly D
     `Command: \`${command}\` (${form.name} form). Machine: ${machineLine()}; 1-minute load average ${os.loadavg()[0].toFixed(1)} at the end (other work shared the CPU). Took ${((performance.now() - started) / 60_000).toFixed(1)} minutes.`,
     `Settings: ${clients} clients, ${rounds} rounds, ${specs.map((s) => s.name).join(" and ")}, the first ${digits.toLocaleString("en")} images of each training pool; test accuracy after each round; every round each client trains ${TRAINING.epochs} epoch (batch ${TRAINING.batchSize}, SGD, learning rate ${TRAINING.learningRate}) and FedAvg averages the deltas by sample count; one seed (1) per curve. Centralized is one client holding all the images with the same epochs per round. The last two columns count rounds until the accuracy reaches 95% / 97% of centralized's final accuracy.${skippedFashion ? ` ${skippedFashion}` : ""}`,
     "",
-    ...parts,
+    parts.join("\n\n"),
   ].join("\n");
 }
 
