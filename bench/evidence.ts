@@ -172,11 +172,10 @@ function roundsToReach(result: SimulationResult, target: number): string {
   return hit ? String(hit.round) : `> ${result.rounds.length}`;
 }
 
-async function learning(form: Form, data: Data): Promise<{ markdown: string; verdicts: string[] }> {
+async function learning(form: Form, data: Data): Promise<string> {
   const { clients, rounds, digits, specs, shownRounds } = form.learning;
   const pool = firstN(data.split.train, digits);
   const sections: string[] = [];
-  const verdicts: string[] = [];
   for (const spec of specs) {
     const base = { spec, train: pool, test: data.split.test, rounds, rule: "fedavg", attack: { kind: "honest" }, maliciousFraction: 0, usePolicy: false, seed: 1, ...TRAINING } satisfies Omit<SimulationSettings, "clients" | "partition">;
     // Centralized = one client holding every image: the same epochs over the same data per round.
@@ -193,11 +192,10 @@ async function learning(form: Form, data: Data): Promise<{ markdown: string; ver
     const gap = central - runs[1][1].final.accuracy;
     const verdict = `${data.label} ${spec.name}: FedAvg IID ends ${(100 * Math.abs(gap)).toFixed(1)} points ${gap >= 0 ? "below" : "above"} centralized after ${rounds} rounds (target: within 1 point after 20 rounds): ${rounds < 20 ? "not tested (fewer than 20 rounds)" : gap <= 0.01 ? "met" : "not met"}.`;
     console.log(`\n${data.label} ${spec.name}\n${table}\n${verdict}`);
-    verdicts.push(verdict);
     sections.push(`### ${data.label}, ${spec.name}\n\n${table}\n\n${verdict}`);
   }
   const settings = `${data.label}: ${clients} clients sharing ${pool.n.toLocaleString("en")} training images of ${data.describe}.`;
-  return { markdown: [settings, ...sections].join("\n\n"), verdicts };
+  return [settings, ...sections].join("\n\n");
 }
 
 interface Cell {
@@ -363,7 +361,7 @@ function literature(cellAt: (rule: string, attack: string, fraction?: number) =>
 async function learningSection(form: Form, command: string, datasets: readonly DatasetName[], load: (name: DatasetName) => Promise<Data>, skippedFashion: string | undefined): Promise<string> {
   const started = performance.now();
   const parts: string[] = [];
-  for (const name of datasets) parts.push((await learning(form, await load(name))).markdown);
+  for (const name of datasets) parts.push(await learning(form, await load(name)));
   const { clients, rounds, digits, specs } = form.learning;
   return [
     "## Learning quality (lib/simulation)",
