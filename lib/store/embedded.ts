@@ -294,9 +294,10 @@ export class EmbeddedStore implements ContentStore {
 
 /**
  * The walk of a raw block's "DAG" for pins.add: the block itself, unread. Helia's default
- * walker reads and hashes all of it (~10 ms for a 400 KB update under load) only to learn that
- * a raw block has no links; pin() has just checked that the block is on disk, and every read
- * (get, gc) hashes it against its CID anyway. pins.add uses only the node's CID.
+ * walker reads all of it through a job queue (measured: pins.add of a 400 KB update 12 ms with
+ * it, 2 ms without, at load 12) only to learn that a raw block has no links. pin() has just
+ * checked that the block is on disk, every get hashes it against its CID, and pins.add uses
+ * only the node's CID, so the pin records are the same.
  */
 const rawBlockWalker: NonNullable<NonNullable<Parameters<Helia["pins"]["add"]>[1]>["walker"]> = () => ({
   async *walk<T>(cid: CID) {
