@@ -78,8 +78,8 @@ export interface RoundMeasurement {
   readonly split: Split;
   readonly gas: RoundGas;
   readonly bytes: RoundBytes;
-  /** Content put in the store this round, as the store returned it. */
-  readonly stored: readonly (StoredContent & { readonly by: "participant" | "aggregator" })[];
+  /** Content put in the store this round, as the store returned it, with how long each put took (ms). */
+  readonly stored: readonly (StoredContent & { readonly by: "participant" | "aggregator"; readonly ms: number })[];
   readonly slashes: number;
   readonly newModelDigest: string;
   readonly peakRss: number;
@@ -146,8 +146,9 @@ function timedStore(store: ContentStore, timeline: Timeline, by: "participant" |
     description: store.description,
     put: (bytes: Uint8Array) =>
       span("storing", async () => {
+        const start = performance.now();
         const stored = await store.put(bytes);
-        puts.push({ ...stored, by });
+        puts.push({ ...stored, by, ms: performance.now() - start });
         return stored;
       }),
     pin: (ref: ContentRef) => span("pinning", () => store.pin(ref)),
@@ -329,7 +330,7 @@ export async function measureAnchoring(connection: Connection, settings: Anchori
           pollMs,
           log: () => {},
           onStep: (step) => {
-            // Each of these steps directly follows a durable journal write (temp file, fsync, rename).
+            // Each of these steps directly follows a journal write (temp file, fsync, rename; folder fsync for a new salt).
             const now = performance.now();
             if (step === "journaled" || step === "committed" || step === "revealed") timeline.add("journaling", mark, now);
             mark = now;
