@@ -98,20 +98,28 @@ export class EmbeddedStore implements ContentStore {
     const signal = AbortSignal.timeout(timeoutMs);
     const chunks: Uint8Array[] = [];
     let size = 0;
+    const tooLarge = () =>
+      new ContentTooLargeError(`expected at most ${maxBytes} bytes of ${resolved.cid}, found more in ${this.description}`, {
+        details: { cid: resolved.cid.toString(), maxBytes },
+      });
     try {
-      for await (const chunk of unixfs({ blockstore: this.verifyingBlockstore(resolved.cid) }).cat(resolved.cid, { signal })) {
-        size += chunk.length;
-        if (size > maxBytes) {
-          throw new ContentTooLargeError(`expected at most ${maxBytes} bytes of ${resolved.cid}, found more in ${this.description}`, {
-            details: { cid: resolved.cid.toString(), maxBytes },
-          });
+      if (resolved.cid.code === raw.code) {
+        // A raw CID is the file itself, one block: read and hash it directly. The UnixFS
+        // exporter yields the same bytes but doubles the time of a 400 KB get (10 ms vs 4.5 ms).
+        const block = await this.readBlock(resolved.cid, resolved.cid, signal);
+        if (block.length > maxBytes) throw tooLarge();
+        chunks.push(block);
+      } else {
+        for await (const chunk of unixfs({ blockstore: this.verifyingBlockstore(resolved.cid) }).cat(resolved.cid, { signal })) {
+          size += chunk.length;
+          if (size > maxBytes) throw tooLarge();
+          chunks.push(chunk);
         }
-        chunks.push(chunk);
       }
     } catch (err) {
       throw this.translate(err, resolved.cid, timeoutMs);
     }
-    const bytes = Buffer.concat(chunks);
+    const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
     await verifyContent(bytes, resolved, this.description);
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
   }
