@@ -1,9 +1,10 @@
 """The aggregation rules of lib/aggregation/ written the usual numpy way, for bench/aggregation.ts.
 
-Usage: python3 aggregation_numpy.py FILE N D RULE[,RULE...] [--runs R] [--budget SECONDS]
+Usage: python3 aggregation_numpy.py FILE N D RULE[,RULE...] [--runs R] [--budget SECONDS] [--min-total SECONDS] [--max-runs M]
 FILE holds the N x D update matrix as raw little-endian float32 (row i = update i, already in
 canonical order); the sample counts are 10 + (i % 90). Prints one JSON object mapping each rule
-to {"seconds": median, "runs": count}, in CPU time (time.process_time), as the TypeScript side measures. Runs stop after R runs or once a rule has used BUDGET seconds.
+to {"seconds": median, "runs": count}, in CPU time (time.process_time), as the TypeScript side measures. Runs stop after R runs or once a rule has used BUDGET seconds,
+but continue (up to M runs) while they add up to under MIN-TOTAL seconds, as on the TypeScript side.
 """
 import json
 import sys
@@ -109,6 +110,8 @@ def main():
     path, n, d, names = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3
     budget = float(sys.argv[sys.argv.index("--budget") + 1]) if "--budget" in sys.argv else 20.0
+    min_total = float(sys.argv[sys.argv.index("--min-total") + 1]) if "--min-total" in sys.argv else 0.0
+    max_runs = int(sys.argv[sys.argv.index("--max-runs") + 1]) if "--max-runs" in sys.argv else runs
     a = np.fromfile(path, dtype="<f4").reshape(n, d)
     w = np.array([10 + (i % 90) for i in range(n)], dtype=np.float64)
     f = max(0, (n - 3) // 4)
@@ -121,7 +124,7 @@ def main():
         first = time.process_time() - start
         if first >= 2.0:
             times.append(first)
-        while len(times) < runs and sum(times) < budget:
+        while (len(times) < runs and sum(times) < budget) or (sum(times) < min_total and len(times) < max_runs):
             start = time.process_time()
             RULES[name](a, w, f)
             times.append(time.process_time() - start)
