@@ -353,13 +353,14 @@ export class Participant {
     const store = await ctx.store();
     const stored = await store.put(bytes);
     const journal = await this.journal();
+    const coordinator = await this.#coordinatorAddress();
     // Pin and journal at once: both only need the put's CID and both must be done before the
     // commit is sent, so the journal's fsyncs wait on the disk while the pin does its work.
     const [pinned, journaled] = await Promise.allSettled([
       store.pin(stored.cid),
       journal.put({
         chainId: String(ctx.chainId),
-        coordinator: await this.#coordinatorAddress(),
+        coordinator,
         taskId: String(taskId),
         round: String(round),
         updateDigest: stored.digest,
