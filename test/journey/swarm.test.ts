@@ -8,19 +8,13 @@
 //   reputation: accepted, not aggregated; verify recomputes the round, reputation included, exactly;
 // - round 3: the three honest members finalize a report whose reputation figure was tampered with
 //   (model, rewards and slashes untouched): verify names the reputation and refuses the round.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { Signer } from "ethers";
 import type { Behaviour } from "../../client/attacks/behaviours.js";
-import { subset, type Dataset } from "../../client/data/dataset.js";
+import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
-import { initBackend } from "../../client/model/backend.js";
 import { mlpSpec } from "../../client/model/spec.js";
-import { join } from "../../client/participant/account.js";
-import { Participant } from "../../client/participant/round.js";
 import { gatherRound } from "../../lib/aggregator/gather.js";
 import { DEFAULT_POLICY } from "../../lib/aggregator/policy.js";
 import { aggregateRound } from "../../lib/aggregator/round.js";
@@ -30,47 +24,33 @@ import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
 import { formatRoundReport } from "../../lib/audit/format.js";
 import { AuditReader } from "../../lib/audit/history.js";
 import { readRound, send, slashReasonCode } from "../../lib/chain/coordinator.js";
-import { resolveSettings } from "../../lib/config.js";
 import { sha256Digest } from "../../lib/digest.js";
 import { encodeReport } from "../../lib/protocol/report.js";
-import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
-import { EmbeddedStore } from "../../lib/store/index.js";
-import { makeContext, type Context } from "../../scripts/commands/context.js";
-import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator } from "../../types/ethers-contracts/index.js";
+import { openRound } from "../../lib/protocol/task.js";
+import type { EmbeddedStore } from "../../lib/store/index.js";
+import type { Context } from "../../scripts/commands/context.js";
+import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
+import { TOKEN, createTestTask, openTaskWorld, shard, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers } = await network.create();
 
-const TOKEN = 10n ** 18n;
 const BOND = 20n * TOKEN;
 const spec = { ...mlpSpec({ seed: 0, hidden: 16 }), options: { reputation: { weighting: true, select: 3 } } };
 
-type Account = Signer & { address: string };
-
 describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified", function () {
   this.timeout(120_000);
-  let dir: string;
+  let world: TaskWorld;
   let store: EmbeddedStore;
   let owner: Account;
   let members: Account[];
-  let coordinatorAddress: string;
   let taskId: bigint;
   let chainId: bigint;
   let fromBlock: number;
   let pool: Dataset;
   const lines: string[] = [];
 
-  const contextFor = (signer: Signer): Context =>
-    makeContext({
-      settings: resolveSettings({}, { home: dir }),
-      provider: ethers.provider,
-      chainId,
-      signer,
-      coordinator: AnchorCoordinator__factory.connect(coordinatorAddress, signer),
-      fromBlock,
-      storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") },
-      sharedStore: store,
-    });
-  const coordinator = (signer: Signer = owner): AnchorCoordinator => AnchorCoordinator__factory.connect(coordinatorAddress, signer);
+  const contextFor = (signer: Signer): Context => world.contextFor(signer);
+  const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
 
   /** Every member trains and commits in turn (one tfjs runtime), then all reveal. */
   async function participateAll(behaviours: Behaviour[]): Promise<void> {
@@ -78,13 +58,12 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     for (const [i, m] of members.entries()) {
       let committed!: () => void;
       const ready = new Promise<void>((resolve) => (committed = resolve));
-      const p = new Participant({
-        ctx: contextFor(m),
+      const p = testParticipant(world, {
+        signer: m,
         taskId,
-        data: subset(pool, Array.from({ length: 100 }, (_, k) => i * 100 + k)),
-        training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: i },
+        data: shard(pool, i),
+        seed: i,
         behaviour: behaviours[i],
-        pollMs: 20,
         log: (l) => lines.push(`p${i} ${l}`),
         onStep: (s) => {
           if (s === "committed") committed();
@@ -101,50 +80,22 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     aggregateOnce(contextFor(members[i]), taskId, { rule, pollMs: 20, fetchTimeoutMs: 2_000, log: (l) => lines.push(`a${i} ${l}`) });
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "anchorfl-swarm-"));
-    store = await EmbeddedStore.open({ dataDir: path.join(dir, "ipfs") });
-    await initBackend("wasm", { log: () => {} });
-    const signers = (await ethers.getSigners()) as Account[];
-    owner = signers[0];
-    members = signers.slice(1, 5);
-    chainId = (await ethers.provider.getNetwork()).chainId;
-    const token = await new DemoToken__factory(owner).deploy(owner.address);
-    await token.waitForDeployment();
-    const deployed = await new AnchorCoordinator__factory(owner).deploy();
-    fromBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
-    coordinatorAddress = await deployed.getAddress();
-    for (const s of [owner, ...members]) await (await token.mint(s.address, 1_000n * TOKEN)).wait();
-    const genesis = await publishGenesis(store, spec, owner.address);
+    world = await openTaskWorld(ethers, { prefix: "anchorfl-swarm-", funded: 5 });
+    ({ store, owner, chainId, fromBlock } = world);
+    members = world.signers.slice(1, 5);
     const plan = await swarmPlan(coordinator(), members.map((m) => m.address));
     expect(plan.quorum).to.equal(3);
-    taskId = await createTask(coordinator(), {
-      stakeToken: await token.getAddress(),
-      minStake: 10n * TOKEN,
-      rewardPerRound: 90n * TOKEN,
-      aggregatorBond: BOND,
-      commitWindow: 600,
-      revealWindow: 600,
-      aggregationWindow: 600,
-      unbondingDelay: 60,
-      maxParticipants: members.length,
-      outlierSlashBps: 1000,
-      noRevealSlashBps: 2000,
-      invalidSlashBps: 5000,
-      duplicateSlashBps: 3000,
-      dissentPenaltyBps: 1000,
-      quorum: plan.quorum,
-      genesisModelDigest: genesis.model.digest,
-      modelSpecDigest: genesis.spec.digest,
-      aggregators: plan.aggregators,
-    });
-    await fundTask(coordinator(), owner, taskId, 500n * TOKEN);
-    for (const m of members) await join(contextFor(m), taskId, 100n * TOKEN);
+    ({ taskId } = await createTestTask(world, {
+      spec,
+      config: { minStake: 10n * TOKEN, aggregatorBond: BOND, maxParticipants: members.length, quorum: plan.quorum, aggregators: plan.aggregators },
+      joiners: members,
+      stake: 100n * TOKEN,
+    }));
     pool = (await loadMnist()).train;
   });
 
   after(async () => {
-    await store?.close();
-    await rm(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   it("round 1: a dissenting member cannot finalize alone; three agreeing members do; it is penalised and the audit shows who agreed", async () => {
