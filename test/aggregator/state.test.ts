@@ -5,17 +5,12 @@
 // rounds from the chain, the reports and those files, exactly, and re-checks the server update
 // approximately. Hostile state files (missing, another round's, wrong shape, NaN, unknown name)
 // are refused with errors naming the state.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { Signer } from "ethers";
-import { subset, type Dataset } from "../../client/data/dataset.js";
+import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
-import { initBackend } from "../../client/model/backend.js";
 import { mlpSpec, modelSpecDigest, parameterCount } from "../../client/model/spec.js";
-import { join } from "../../client/participant/account.js";
 import { trainLocal } from "../../client/train/train.js";
 import { RuleParameterError, serverStateFromTensors } from "../../lib/aggregation/index.js";
 import { gatherRound } from "../../lib/aggregator/gather.js";
@@ -38,31 +33,27 @@ import { readRound, send, slashReasonCode } from "../../lib/chain/coordinator.js
 import { decodeSafetensors, encodeSafetensors } from "../../lib/codec/safetensors.js";
 import { encodeUpdate } from "../../lib/codec/update-file.js";
 import { commitmentOf, randomSalt } from "../../lib/commitment.js";
-import { resolveSettings } from "../../lib/config.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { currentModelPointer, fetchModel, fetchReport } from "../../lib/protocol/models.js";
 import { ReportFormatError, encodeReport, parseReport, type AggregationReport } from "../../lib/protocol/report.js";
-import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
-import { EmbeddedStore, ZERO_ROOT, describeContent } from "../../lib/store/index.js";
+import { openRound } from "../../lib/protocol/task.js";
+import { ZERO_ROOT, describeContent, type EmbeddedStore } from "../../lib/store/index.js";
 import { flatten, type Tensor } from "../../lib/tensors.js";
-import { makeContext, type Context } from "../../scripts/commands/context.js";
-import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator } from "../../types/ethers-contracts/index.js";
+import type { Context } from "../../scripts/commands/context.js";
+import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
+import { TOKEN, createTestTask, openTaskWorld, shard, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers } = await network.create();
 
-const TOKEN = 10n ** 18n;
-const WINDOW = 600;
 const CLIENTS = 3;
 const spec = mlpSpec({ seed: 0, hidden: 16 });
 const d = parameterCount(spec);
 const ADAM: AggregatorOptions = { rule: "fedavg", optimizer: "fedadam", optimizerParams: { lr: 0.05 } };
 const TRUST: AggregatorOptions = { rule: "fltrust", rootData: "mnist-root:3:64" };
 
-type Account = Signer & { address: string };
-
 describe("aggregator state: server optimisers and FLTrust, pinned, carried and verified", function () {
   this.timeout(120_000);
-  let dir: string;
+  let world: TaskWorld;
   let store: EmbeddedStore;
   let owner: Account;
   let aggregator: Account;
@@ -73,23 +64,12 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
   let pool: Dataset;
   let adamTask: bigint;
   let trustTask: bigint;
-  let tokenAddress: string;
   /** The reports of the three honest fedadam rounds. */
   const reports: AggregationReport[] = [];
   const lines: string[] = [];
 
-  const coordinator = (signer: Signer = owner): AnchorCoordinator => AnchorCoordinator__factory.connect(coordinatorAddress, signer);
-  const contextFor = (signer: Signer): Context =>
-    makeContext({
-      settings: resolveSettings({}, { home: dir }),
-      provider: ethers.provider,
-      chainId,
-      signer,
-      coordinator: coordinator(signer),
-      fromBlock,
-      storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") },
-      sharedStore: store,
-    });
+  const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
+  const contextFor = (signer: Signer): Context => world.contextFor(signer);
   const ids = (taskId: bigint, round: bigint) => ({ chainId, taskId, round, fromBlock });
   const aggregatorOptions = (o: AggregatorOptions): AggregatorOptions => ({ ...o, pollMs: 20, fetchTimeoutMs: 2_000, log: (l) => lines.push(l) });
 
@@ -104,7 +84,7 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     const base = await globalModel(taskId);
     const reveals: (() => Promise<unknown>)[] = [];
     for (let i = 0; i < CLIENTS; i++) {
-      const data = subset(pool, Array.from({ length: 100 }, (_, k) => i * 100 + k));
+      const data = shard(pool, i);
       const { delta } = await trainLocal({ spec, globalWeights: base.tensors, data, epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: i * 100 + Number(round) });
       const bytes = encodeUpdate(delta, { taskId, round, participant: people[i].address, baseModelDigest: base.digest, numSamples: 100, kind: "delta", modelSpecDigest: modelSpecDigest(spec), extra: {} });
       await store.pin((await store.put(bytes)).cid);
@@ -119,55 +99,27 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     return round;
   }
 
-  async function newTask(): Promise<bigint> {
-    const genesis = await publishGenesis(store, spec, owner.address);
-    const taskId = await createTask(coordinator(), {
-      stakeToken: tokenAddress,
-      minStake: 100n * TOKEN,
-      rewardPerRound: 10n * TOKEN,
-      aggregatorBond: 10n * TOKEN,
-      commitWindow: WINDOW,
-      revealWindow: WINDOW,
-      aggregationWindow: WINDOW,
-      unbondingDelay: 60,
-      maxParticipants: CLIENTS,
-      outlierSlashBps: 1000,
-      noRevealSlashBps: 2000,
-      invalidSlashBps: 5000,
-      duplicateSlashBps: 3000,
-      dissentPenaltyBps: 1000,
-      quorum: 1,
-      genesisModelDigest: genesis.model.digest,
-      modelSpecDigest: genesis.spec.digest,
-      aggregators: [aggregator.address],
-    });
-    await fundTask(coordinator(), owner, taskId, 100n * TOKEN);
-    for (const p of people) await join(contextFor(p), taskId, 150n * TOKEN);
-    return taskId;
-  }
+  const newTask = async (): Promise<bigint> =>
+    (
+      await createTestTask(world, {
+        spec,
+        config: { rewardPerRound: 10n * TOKEN, maxParticipants: CLIENTS, aggregators: [aggregator.address] },
+        fund: 100n * TOKEN,
+        joiners: people,
+      })
+    ).taskId;
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "anchorfl-state-"));
-    store = await EmbeddedStore.open({ dataDir: path.join(dir, "ipfs") });
-    await initBackend("wasm", { log: () => {} });
-    const signers = (await ethers.getSigners()) as Account[];
-    [owner, aggregator] = signers;
-    people = signers.slice(2, 2 + CLIENTS);
-    chainId = (await ethers.provider.getNetwork()).chainId;
-    const token = await new DemoToken__factory(owner).deploy(owner.address);
-    await token.waitForDeployment();
-    tokenAddress = await token.getAddress();
-    const deployed = await new AnchorCoordinator__factory(owner).deploy();
-    fromBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
-    coordinatorAddress = await deployed.getAddress();
-    for (const s of [owner, aggregator, ...people]) await (await token.mint(s.address, 1_000n * TOKEN)).wait();
+    world = await openTaskWorld(ethers, { prefix: "anchorfl-state-", funded: 2 + CLIENTS });
+    ({ store, owner, coordinatorAddress, chainId, fromBlock } = world);
+    aggregator = world.signers[1];
+    people = world.signers.slice(2, 2 + CLIENTS);
     adamTask = await newTask();
     trustTask = await newTask();
     pool = (await loadMnist()).train;
   });
 
   after(async () => {
-    await store?.close();
-    await rm(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   it("refuses an unknown optimiser, an out-of-range parameter, optimiser flags without one and a malformed root set before any round", () => {
