@@ -7,20 +7,15 @@
 // - verify passes on honest rounds and names what differs on a tampered one;
 // - most files missing: the aggregator refuses to submit instead of slashing a majority;
 // - the loop reports the failed round, opens the next one and stops after --rounds.
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { Signer } from "ethers";
 import { trainAs } from "../../client/attacks/train-as.js";
 import type { Behaviour } from "../../client/attacks/behaviours.js";
-import { subset, type Dataset } from "../../client/data/dataset.js";
+import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
-import { initBackend } from "../../client/model/backend.js";
 import { mlpSpec, modelSpecDigest } from "../../client/model/spec.js";
-import { join } from "../../client/participant/account.js";
-import { Participant } from "../../client/participant/round.js";
+import type { Participant } from "../../client/participant/round.js";
 import { AggregatorError, aggregateOnce, runAggregator, type AggregatorOptions } from "../../lib/aggregator/service.js";
 import { verifyRound, formatVerify } from "../../lib/aggregator/verify.js";
 import { gatherRound } from "../../lib/aggregator/gather.js";
@@ -30,32 +25,27 @@ import { SLASH_REASONS, readRound, send, slashReasonCode } from "../../lib/chain
 import { allEvents } from "../../lib/chain/logs.js";
 import { encodeUpdate } from "../../lib/codec/update-file.js";
 import { commitmentOf, randomSalt } from "../../lib/commitment.js";
-import { resolveSettings } from "../../lib/config.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { encodeReport, parseReport } from "../../lib/protocol/report.js";
 import { fetchModel, rawBlock } from "../../lib/protocol/models.js";
-import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
-import { EmbeddedStore, ZERO_ROOT } from "../../lib/store/index.js";
+import { openRound } from "../../lib/protocol/task.js";
+import { ZERO_ROOT, type EmbeddedStore } from "../../lib/store/index.js";
 import type { Tensor } from "../../lib/tensors.js";
-import { makeContext, type Context } from "../../scripts/commands/context.js";
-import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator } from "../../types/ethers-contracts/index.js";
+import type { Context } from "../../scripts/commands/context.js";
+import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
+import { createTestTask, openTaskWorld, shard, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers, networkHelpers } = await network.create();
 const { time } = networkHelpers;
 
-const TOKEN = 10n ** 18n;
-const WINDOW = 600;
-const BUDGET = 90n * TOKEN;
 const spec = mlpSpec({ seed: 0 });
 const training = { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 0 } as const;
 
 class Crash extends Error {}
 
-type Account = Signer & { address: string };
-
 describe("aggregator service: verdicts, quorum, restart and verify on the in-process chain", function () {
   this.timeout(180_000);
-  let dir: string;
+  let world: TaskWorld;
   let store: EmbeddedStore;
   let owner: Account;
   let aggregators: Account[];
@@ -68,34 +58,12 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
   let pool: Dataset;
   const lines: string[] = [];
 
-  function contextFor(signer: Signer): Context {
-    return makeContext({
-      settings: resolveSettings({}, { home: dir }),
-      provider: ethers.provider,
-      chainId,
-      signer,
-      coordinator: AnchorCoordinator__factory.connect(coordinatorAddress, signer),
-      fromBlock,
-      storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") },
-      sharedStore: store,
-    });
-  }
-
-  const coordinator = (signer: Signer = owner): AnchorCoordinator => AnchorCoordinator__factory.connect(coordinatorAddress, signer);
-  const shard = (i: number) => subset(pool, Array.from({ length: 100 }, (_, k) => i * 100 + k));
+  const contextFor = (signer: Signer): Context => world.contextFor(signer);
+  const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
   const aggregatorOptions: AggregatorOptions = { pollMs: 20, log: (l) => lines.push(l), fetchTimeoutMs: 2_000 };
 
-  function participant(i: number, behaviour: Behaviour = { kind: "honest" }): Participant {
-    return new Participant({
-      ctx: contextFor(people[i]),
-      taskId,
-      data: shard(i),
-      training: { ...training, seed: i },
-      behaviour,
-      pollMs: 20,
-      log: (l) => lines.push(`p${i} ${l}`),
-    });
-  }
+  const participant = (i: number, behaviour: Behaviour = { kind: "honest" }): Participant =>
+    testParticipant(world, { signer: people[i], taskId, data: shard(pool, i), seed: i, behaviour, log: (l) => lines.push(`p${i} ${l}`) });
 
   /** A participant the client code would never be: commits to the digest of `bytes` (stored or not) and reveals it later. */
   async function directCommit(i: number, bytes: Uint8Array, { storeIt = true } = {}) {
@@ -109,7 +77,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
   }
 
   async function trainedDelta(i: number, base: Tensor[]): Promise<Tensor[]> {
-    return (await trainAs({ kind: "honest" }, { ...training, seed: i, spec, globalWeights: base, data: shard(i) }, { seed: i })).update;
+    return (await trainAs({ kind: "honest" }, { ...training, seed: i, spec, globalWeights: base, data: shard(pool, i) }, { seed: i })).update;
   }
 
   function deltaFile(i: number, update: Tensor[], round: bigint, baseModelDigest: Hex32): Uint8Array {
@@ -142,50 +110,22 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
   }
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "anchorfl-aggregator-"));
-    store = await EmbeddedStore.open({ dataDir: path.join(dir, "ipfs") });
-    await initBackend("wasm", { log: () => {} });
-    const signers = (await ethers.getSigners()) as Account[];
-    owner = signers[0];
-    aggregators = signers.slice(1, 3);
-    people = signers.slice(3, 15);
-    chainId = (await ethers.provider.getNetwork()).chainId;
-    const token = await new DemoToken__factory(owner).deploy(owner.address);
-    await token.waitForDeployment();
-    const deployed = await new AnchorCoordinator__factory(owner).deploy();
-    fromBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
-    coordinatorAddress = await deployed.getAddress();
-    for (const s of [owner, ...aggregators, ...people]) await (await token.mint(s.address, 1_000n * TOKEN)).wait();
-    const genesis = await publishGenesis(store, spec, owner.address);
-    genesisDigest = genesis.model.digest;
-    taskId = await createTask(coordinator(), {
-      stakeToken: await token.getAddress(),
-      minStake: 100n * TOKEN,
-      rewardPerRound: BUDGET,
-      aggregatorBond: 10n * TOKEN,
-      commitWindow: WINDOW,
-      revealWindow: WINDOW,
-      aggregationWindow: WINDOW,
-      unbondingDelay: 60,
-      maxParticipants: 11,
-      outlierSlashBps: 1000,
-      noRevealSlashBps: 2000,
-      invalidSlashBps: 5000,
-      duplicateSlashBps: 3000,
-      dissentPenaltyBps: 1000,
-      quorum: 2,
-      genesisModelDigest: genesis.model.digest,
-      modelSpecDigest: genesis.spec.digest,
-      aggregators: aggregators.map((a) => a.address),
+    world = await openTaskWorld(ethers, { prefix: "anchorfl-aggregator-", funded: 15 });
+    ({ store, owner, coordinatorAddress, chainId, fromBlock } = world);
+    aggregators = world.signers.slice(1, 3);
+    people = world.signers.slice(3, 15);
+    const task = await createTestTask(world, {
+      spec,
+      config: { maxParticipants: 11, quorum: 2, aggregators: aggregators.map((a) => a.address) },
+      joiners: people,
     });
-    await fundTask(coordinator(), owner, taskId, 500n * TOKEN);
-    for (const p of people) await join(contextFor(p), taskId, 150n * TOKEN);
+    taskId = task.taskId;
+    genesisDigest = task.genesis.model.digest;
     pool = (await loadMnist()).train;
   });
 
   after(async () => {
-    await store?.close();
-    await rm(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   it("round 1: every verdict from a real hostile input, slashes applied on-chain once two aggregators agree (quorum 2)", async () => {
