@@ -12,41 +12,36 @@ import { network } from "hardhat";
 import type { Signer } from "ethers";
 import { trainAs } from "../../client/attacks/train-as.js";
 import type { Behaviour } from "../../client/attacks/behaviours.js";
-import { subset, type Dataset } from "../../client/data/dataset.js";
+import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
-import { initBackend } from "../../client/model/backend.js";
 import { mlpSpec, modelShapes, modelSpecDigest } from "../../client/model/spec.js";
-import { join } from "../../client/participant/account.js";
 import { journalPath } from "../../client/participant/journal.js";
 import { parseResidual, readResidual, residualPath, writeResidual, type ResidualKey } from "../../client/participant/residual.js";
-import { Participant } from "../../client/participant/round.js";
+import type { Participant } from "../../client/participant/round.js";
 import { aggregateOnce } from "../../lib/aggregator/service.js";
 import { readReveals, readRound, send } from "../../lib/chain/coordinator.js";
 import { addResidual, residualAfter, TOPK_INDICES, TOPK_VALUES, topkCount } from "../../lib/codec/compression.js";
 import { decodeStoredSafetensors } from "../../lib/codec/safetensors.js";
 import { decodeUpdate, encodeUpdate } from "../../lib/codec/update-file.js";
 import { commitmentOf, randomSalt } from "../../lib/commitment.js";
-import { resolveSettings } from "../../lib/config.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { fetchModel, rawBlock } from "../../lib/protocol/models.js";
-import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
+import { openRound } from "../../lib/protocol/task.js";
 import { Random } from "../../lib/random.js";
-import { EmbeddedStore, ZERO_ROOT } from "../../lib/store/index.js";
+import { ZERO_ROOT, type EmbeddedStore } from "../../lib/store/index.js";
 import { flatten, type Tensor } from "../../lib/tensors.js";
-import { makeContext, type Context } from "../../scripts/commands/context.js";
-import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator } from "../../types/ethers-contracts/index.js";
+import type { Context } from "../../scripts/commands/context.js";
+import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
 import { expectClose } from "../helpers/close.js";
+import { createTestTask, openTaskWorld, shard, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers, networkHelpers } = await network.create();
 const { time } = networkHelpers;
 
-const TOKEN = 10n ** 18n;
-const WINDOW = 600;
 const TOPK = { scheme: "topk", fraction: 0.1 } as const;
 const spec = { ...mlpSpec({ seed: 0 }), options: { compression: TOPK } };
 const shapes = modelShapes(spec);
 const training = { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 0 } as const;
-type Account = Signer & { address: string };
 
 function randomDelta(seed: number): Tensor[] {
   const random = new Random(seed, "delta");
@@ -137,6 +132,7 @@ describe("participant: compressed updates and error feedback", function () {
   });
 
   describe("one real round with top-k clients on the in-process chain", () => {
+    let world: TaskWorld;
     let store: EmbeddedStore;
     let owner: Account;
     let people: Account[];
@@ -148,22 +144,10 @@ describe("participant: compressed updates and error feedback", function () {
     let pool: Dataset;
     const lines: string[] = [];
 
-    function contextFor(signer: Signer): Context {
-      return makeContext({
-        settings: resolveSettings({}, { home: dir }),
-        provider: ethers.provider,
-        chainId,
-        signer,
-        coordinator: AnchorCoordinator__factory.connect(coordinatorAddress, signer),
-        fromBlock,
-        storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") },
-        sharedStore: store,
-      });
-    }
-    const coordinator = (signer: Signer = owner): AnchorCoordinator => AnchorCoordinator__factory.connect(coordinatorAddress, signer);
-    const shard = (i: number) => subset(pool, Array.from({ length: 100 }, (_, k) => i * 100 + k));
+    const contextFor = (signer: Signer): Context => world.contextFor(signer);
+    const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
     const participant = (i: number, behaviour: Behaviour = { kind: "honest" }) =>
-      new Participant({ ctx: contextFor(people[i]), taskId, data: shard(i), training: { ...training, seed: i }, behaviour, pollMs: 20, log: (l) => lines.push(`p${i} ${l}`) });
+      testParticipant(world, { signer: people[i], taskId, data: shard(pool, i), seed: i, behaviour, log: (l) => lines.push(`p${i} ${l}`) });
     const residualOf = (i: number) =>
       residualPath(journalPath(dir, people[i].address), { chainId, coordinator: coordinatorAddress, taskId });
     const keyOf = (i: number): ResidualKey => ({ chainId, coordinator: coordinatorAddress, taskId, participant: people[i].address, modelSpecDigest: modelSpecDigest(spec) });
@@ -184,54 +168,25 @@ describe("participant: compressed updates and error feedback", function () {
     }
 
     before(async () => {
-      store = await EmbeddedStore.open({ dataDir: path.join(dir, "ipfs") });
-      await initBackend("wasm", { log: () => {} });
-      const signers = (await ethers.getSigners()) as Account[];
-      owner = signers[0];
-      people = signers.slice(1, 5);
-      chainId = (await ethers.provider.getNetwork()).chainId;
-      const token = await new DemoToken__factory(owner).deploy(owner.address);
-      await token.waitForDeployment();
-      const deployed = await new AnchorCoordinator__factory(owner).deploy();
-      fromBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
-      coordinatorAddress = await deployed.getAddress();
-      for (const s of [owner, ...people]) await (await token.mint(s.address, 1_000n * TOKEN)).wait();
-      const genesis = await publishGenesis(store, spec, owner.address);
-      genesisDigest = genesis.model.digest;
-      taskId = await createTask(coordinator(), {
-        stakeToken: await token.getAddress(),
-        minStake: 100n * TOKEN,
-        rewardPerRound: 90n * TOKEN,
-        aggregatorBond: 10n * TOKEN,
-        commitWindow: WINDOW,
-        revealWindow: WINDOW,
-        aggregationWindow: WINDOW,
-        unbondingDelay: 60,
-        maxParticipants: 8,
-        outlierSlashBps: 1000,
-        noRevealSlashBps: 2000,
-        invalidSlashBps: 5000,
-        duplicateSlashBps: 3000,
-        dissentPenaltyBps: 1000,
-        quorum: 1,
-        genesisModelDigest: genesis.model.digest,
-        modelSpecDigest: genesis.spec.digest,
-        aggregators: [owner.address],
-      });
-      await fundTask(coordinator(), owner, taskId, 500n * TOKEN);
-      for (const p of people) await join(contextFor(p), taskId, 150n * TOKEN);
+      // The outer folder holds the journals and residuals too; the outer after() removes it.
+      world = await openTaskWorld(ethers, { prefix: "anchorfl-compression-", funded: 5, dir });
+      ({ store, owner, coordinatorAddress, chainId, fromBlock } = world);
+      people = world.signers.slice(1, 5);
+      const task = await createTestTask(world, { spec, config: { maxParticipants: 8 }, joiners: people });
+      taskId = task.taskId;
+      genesisDigest = task.genesis.model.digest;
       pool = (await loadMnist()).train;
     });
 
     after(async () => {
-      await store?.close();
+      await world?.close();
     });
 
     it("clients send top-k, the model equals a direct computation, f16 is refused, and a restarted client carries its residual", async () => {
       const round = await openRound(coordinator(), taskId);
       const base = (await fetchModel(store, rawBlock(genesisDigest), spec)).tensors;
       // Client 3 sends f16 to this top-k task, committing first and revealing last.
-      const delta3 = (await trainAs({ kind: "honest" }, { ...training, seed: 3, spec, globalWeights: base, data: shard(3) }, { seed: 3 })).update;
+      const delta3 = (await trainAs({ kind: "honest" }, { ...training, seed: 3, spec, globalWeights: base, data: shard(pool, 3) }, { seed: 3 })).update;
       const f16 = encodeUpdate(delta3, { ...metadataFor(round), taskId, participant: people[3].address, baseModelDigest: genesisDigest }, { scheme: "f16" });
       await store.pin((await store.put(f16)).cid);
       const digest = sha256Digest(f16);
