@@ -4,16 +4,13 @@
 // before the commit loses nothing; a missed reveal is reported; too-late, stake and task errors
 // are typed; rewards are claimed with proofs rebuilt from the pinned report, and a report that
 // disagrees with the chain's root is refused.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
 import { expect } from "chai";
 import { network } from "hardhat";
 import type { Signer } from "ethers";
 import { alieZ, innerProductManipulation, littleIsEnough } from "../../client/attacks/updates.js";
-import { subset, type Dataset } from "../../client/data/dataset.js";
+import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
-import { initBackend } from "../../client/model/backend.js";
 import { modelSpecDigest, mlpSpec } from "../../client/model/spec.js";
 import { claimAll, join, participantStatus, requestWithdrawal, completeWithdrawal } from "../../client/participant/account.js";
 import { NotEnoughStakeError, RewardReportMismatchError, RoundNotOpenError, explainRevert } from "../../client/participant/errors.js";
@@ -23,24 +20,22 @@ import { ContractRevertError } from "../../lib/chain/revert.js";
 import { CoordinatorError, readReveals, send, slashReasonCode } from "../../lib/chain/coordinator.js";
 import { SafetensorsError } from "../../lib/codec/errors.js";
 import { encodeUpdate, decodeUpdate } from "../../lib/codec/update-file.js";
-import { resolveSettings } from "../../lib/config.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { fetchModel } from "../../lib/protocol/models.js";
 import { REPORT_FORMAT, encodeReport, type AggregationReport } from "../../lib/protocol/report.js";
-import { createTask, fundTask, openRound, publishGenesis } from "../../lib/protocol/task.js";
+import { openRound } from "../../lib/protocol/task.js";
 import { allocateRewards, buildRewardsTree } from "../../lib/rewards.js";
 import { EmbeddedStore, StoreUnavailableError, ZERO_ROOT } from "../../lib/store/index.js";
 import { makeContext, type Context } from "../../scripts/commands/context.js";
 import { freePort } from "../helpers/hardhat-node.js";
-import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator, type DemoToken } from "../../types/ethers-contracts/index.js";
+import { AnchorCoordinator__factory, type AnchorCoordinator, type DemoToken } from "../../types/ethers-contracts/index.js";
+import { TOKEN, createTestTask, openTaskWorld, shard, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers, networkHelpers } = await network.create();
 const { time } = networkHelpers;
 
-const TOKEN = 10n ** 18n;
 const WINDOW = 600;
 const BUDGET = 90n * TOKEN;
-const quiet = { log: () => {} };
 const spec = mlpSpec({ seed: 0 });
 
 class Crash extends Error {}
@@ -58,11 +53,12 @@ async function expectRejection(p: Promise<unknown>, type: new (...args: never[])
 
 describe("participant: rounds on the in-process chain with an embedded store", function () {
   this.timeout(120_000);
+  let world: TaskWorld;
   let dir: string;
   let store: EmbeddedStore;
-  let owner: Signer & { address: string };
-  let clients: (Signer & { address: string })[];
-  let outsider: Signer & { address: string };
+  let owner: Account;
+  let clients: Account[];
+  let outsider: Account;
   let coordinatorAddress: string;
   let token: DemoToken;
   let taskId: bigint;
@@ -72,20 +68,8 @@ describe("participant: rounds on the in-process chain with an embedded store", f
   let shards: Dataset[];
   const lines: string[] = [];
 
-  function partsFor(signer: Signer) {
-    return {
-      settings: resolveSettings({}, { home: dir }),
-      provider: ethers.provider,
-      chainId,
-      signer,
-      coordinator: AnchorCoordinator__factory.connect(coordinatorAddress, signer),
-      fromBlock,
-    };
-  }
-
-  function contextFor(signer: Signer): Context {
-    return makeContext({ ...partsFor(signer), storeConfig: { kind: "embedded", dataDir: path.join(dir, "ipfs") }, sharedStore: store });
-  }
+  const partsFor = (signer: Signer) => world.partsFor(signer);
+  const contextFor = (signer: Signer): Context => world.contextFor(signer);
 
   function participant(i: number, extra: Partial<ParticipantOptions> = {}): Participant {
     return new Participant({
@@ -103,7 +87,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     if (step === at) throw new Crash(`simulated crash after ${step}`);
   };
 
-  const coordinator = (): AnchorCoordinator => AnchorCoordinator__factory.connect(coordinatorAddress, owner);
+  const coordinator = (): AnchorCoordinator => world.coordinator(owner);
 
   /** Finalizes the current round as the (only) aggregator would, with a real model file and report. */
   async function finalize(rewarded: string[], slashedNoReveal: string[], tamper = false): Promise<void> {
@@ -160,54 +144,23 @@ describe("participant: rounds on the in-process chain with an embedded store", f
   }
 
   before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "anchorfl-participant-"));
-    store = await EmbeddedStore.open({ dataDir: path.join(dir, "ipfs") });
-    await initBackend("wasm", quiet);
-    const signers = await ethers.getSigners();
-    [owner, ...clients] = signers.slice(0, 4);
-    outsider = signers[4];
-    chainId = (await ethers.provider.getNetwork()).chainId;
-    token = await new DemoToken__factory(owner).deploy(owner.address);
-    await token.waitForDeployment();
-    const deployed = await new AnchorCoordinator__factory(owner).deploy();
-    fromBlock = (await deployed.deploymentTransaction()!.wait())!.blockNumber;
-    coordinatorAddress = await deployed.getAddress();
-    for (const s of [owner, ...clients]) await (await token.mint(s.address, 1_000n * TOKEN)).wait();
-
-    const genesis = await publishGenesis(store, spec, owner.address);
-    genesisDigest = genesis.model.digest;
+    world = await openTaskWorld(ethers, { prefix: "anchorfl-participant-", funded: 4 });
+    ({ dir, store, owner, token, coordinatorAddress, chainId, fromBlock } = world);
+    clients = world.signers.slice(1, 4);
+    outsider = world.signers[4];
     const c = coordinator();
-    taskId = await createTask(c, {
-      stakeToken: await token.getAddress(),
-      minStake: 100n * TOKEN,
-      rewardPerRound: BUDGET,
-      aggregatorBond: 10n * TOKEN,
-      commitWindow: WINDOW,
-      revealWindow: WINDOW,
-      aggregationWindow: WINDOW,
-      unbondingDelay: 60,
-      maxParticipants: 3,
-      outlierSlashBps: 1000,
-      noRevealSlashBps: 2000,
-      invalidSlashBps: 5000,
-      duplicateSlashBps: 3000,
-      dissentPenaltyBps: 1000,
-      quorum: 1,
-      genesisModelDigest: genesis.model.digest,
-      modelSpecDigest: genesis.spec.digest,
-      aggregators: [owner.address],
-    });
-    await fundTask(c, owner, taskId, 500n * TOKEN);
+    const task = await createTestTask(world, { spec });
+    taskId = task.taskId;
+    genesisDigest = task.genesis.model.digest;
     await (await token.approve(coordinatorAddress, 10n * TOKEN)).wait();
     await send("bond", () => c.bondAggregator(taskId));
 
     const { train } = await loadMnist();
-    shards = [0, 1, 2].map((i) => subset(train, Array.from({ length: 100 }, (_, k) => i * 100 + k)));
+    shards = [0, 1, 2].map((i) => shard(train, i));
   });
 
   after(async () => {
-    await store?.close();
-    await rm(dir, { recursive: true, force: true });
+    await world?.close();
   });
 
   it("three clients join with a permit, then commit and reveal a real round whose pinned files match the reveals", async () => {
