@@ -22,7 +22,6 @@ export const TOKEN = 10n ** 18n;
 export type Account = Signer & { address: string };
 
 export interface TaskWorld {
-  ethers: HardhatEthers;
   dir: string;
   store: EmbeddedStore;
   /** signers[0]: deployer, token minter, task creator and funder. */
@@ -69,7 +68,6 @@ export async function openTaskWorld(ethers: HardhatEthers, options: WorldOptions
   const coordinator = (signer: Signer = owner) => AnchorCoordinator__factory.connect(coordinatorAddress, signer);
   const partsFor = (signer: Signer) => ({ settings: resolveSettings({}, { home: dir }), provider: ethers.provider, chainId, signer, coordinator: coordinator(signer), fromBlock });
   return {
-    ethers,
     dir,
     store,
     owner,
