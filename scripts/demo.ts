@@ -20,7 +20,8 @@ import type { Dataset } from "../client/data/dataset.js";
 import { initBackend } from "../client/model/backend.js";
 import { claimAll, join } from "../client/participant/account.js";
 import { Participant, type RoundOutcome } from "../client/participant/round.js";
-import { DEFAULT_RULE } from "../lib/aggregator/round.js";
+import { getRule, parseParams } from "../lib/aggregation/index.js";
+import { DEFAULT_RULE, DEFAULT_RULE_PARAMS } from "../lib/aggregator/round.js";
 import { aggregateOnce, type RoundSummary } from "../lib/aggregator/service.js";
 import { formatHistory, historyJson } from "../lib/audit/format.js";
 import { AuditReader } from "../lib/audit/history.js";
@@ -31,6 +32,7 @@ import { AnchorFLError } from "../lib/errors.js";
 import { openRound } from "../lib/protocol/task.js";
 import { openContentStore, type ContentStore } from "../lib/store/index.js";
 import { makeContext, type Context } from "./commands/context.js";
+import { parsePairs } from "./commands/aggregate.js";
 import { ATTACK_SYNTAX, parseAttack } from "./commands/client.js";
 import { createTaskFromOptions, formatTokens, parseInteger, parseTokens } from "./commands/task.js";
 import { deployAnchorFL } from "./deploy.js";
@@ -41,6 +43,7 @@ interface DemoOptions {
   malicious: string;
   attack: string;
   rule: string;
+  ruleParam?: string;
   swarm?: boolean;
   reputation?: string;
   telemetry?: string | boolean;
@@ -64,6 +67,7 @@ const options = new Command("demo")
   .option("--malicious <n>", "how many of the clients attack (the last ones)", "2")
   .option("--attack <list>", `comma-separated behaviours cycled over the malicious clients: ${ATTACK_SYNTAX}`, "sign-flip,scale:10")
   .option("--rule <name>", "aggregation rule (see `aggregate --help`; fltrust trains on mnist-root:0:100)", DEFAULT_RULE)
+  .option("--rule-param <k=v,...>", "the rule's parameters (e.g. f=2 for krum, multi-krum and bulyan; beta=0.1 for trimmed-mean)")
   .option("--optimizer <name>", "server optimiser on top of the rule: fedavgm, fedadam or fedyogi (default: none)")
   .option("--telemetry [k=v,...]", "task option: check training telemetry (minSamples, maxSamples, maxEpochs, maxLossRatio)")
   .option("--anomaly [k=v,...]", "task option: anomaly detector scores in the reports (threshold, dims, slashThreshold)")
@@ -102,6 +106,9 @@ async function main(): Promise<void> {
   const seed = parseInteger(options.seed, "--seed", 0, 2 ** 31);
   const epochs = parseInteger(options.epochs, "--epochs", 1, 100);
   const attacks = options.attack.split(",").map((a) => parseAttack(a));
+  const ruleParams = parsePairs(options.ruleParam === undefined ? undefined : [options.ruleParam], "--rule-param");
+  // A wrong rule or parameter is refused now, not after the first round's training.
+  parseParams(getRule(options.rule), Object.keys(ruleParams).length > 0 ? ruleParams : options.rule === DEFAULT_RULE ? DEFAULT_RULE_PARAMS : {});
   const partitionSpec = parsePartitionSpec(options.partition);
   const home = path.resolve(options.home);
   await rm(home, { recursive: true, force: true });
@@ -252,6 +259,8 @@ async function main(): Promise<void> {
     const aggregateWith = (ctx: Context, rule: string): Promise<RoundSummary> =>
       aggregateOnce(ctx, taskId, {
       rule,
+      // The parameters belong to --rule; swarm dissenters play another rule with its defaults.
+      ...(rule === options.rule && Object.keys(ruleParams).length > 0 ? { ruleParams } : {}),
       ...(options.optimizer ? { optimizer: options.optimizer } : {}),
       evaluation: options.dataPath ? undefined : "mnist-test",
       pollMs: 50,
