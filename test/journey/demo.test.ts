@@ -28,3 +28,21 @@ describe("demo (npm run demo, reduced)", function () {
     expect(audit.rounds.length).to.equal(2);
   });
 });
+
+describe("demo options", function () {
+  this.timeout(120_000);
+
+  it("refuses a rule's missing or unknown parameter before any training", async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), "anchorfl-demo-"));
+    const demo = (...args: string[]) => run("npx", ["tsx", "scripts/demo.ts", "--home", home, ...args]).then(
+      () => expect.fail("the demo should have refused"),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    const missing = await demo("--rule", "krum");
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.match(/krum: expected parameter f/);
+    expect(missing.stdout).to.not.match(/━━ round 1/);
+    const unknown = await demo("--rule", "multi-krum", "--rule-param", "f=1,g=2");
+    expect(unknown.stderr).to.match(/unknown parameter g/);
+  });
+});
