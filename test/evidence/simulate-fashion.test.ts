@@ -5,11 +5,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { classCounts, subset } from "../../client/data/dataset.js";
+import { classCounts } from "../../client/data/dataset.js";
 import { FASHION_MNIST_FOLDER, FashionMnistMissingError, loadFashionMnist, missingFashionMnistFiles } from "../../client/data/fashion.js";
 import { initBackend } from "../../client/model/backend.js";
-import { mlpSpec } from "../../client/model/spec.js";
 import { simulate } from "../../lib/simulation/simulate.js";
+import { smallSimulation } from "../helpers/simulation.js";
 
 describe("Fashion-MNIST in the simulator", function () {
   this.timeout(60_000);
@@ -38,26 +38,12 @@ describe("Fashion-MNIST in the simulator", function () {
       console.log(`    skipped: Fashion-MNIST is not installed (${missing.join(", ")} missing; apt-get install dataset-fashion-mnist)`);
       this.skip();
     }
-    const { train, test } = await loadFashionMnist(FASHION_MNIST_FOLDER);
+    const fashion = await loadFashionMnist(FASHION_MNIST_FOLDER);
+    const { train, test } = fashion;
     expect([train.n, test.n, train.height, train.width]).to.deep.equal([60_000, 10_000, 28, 28]);
     expect(classCounts(test.labels, 10)).to.deep.equal(new Array(10).fill(1000));
     await initBackend(undefined, { log: () => {} });
-    const result = await simulate({
-      spec: mlpSpec(),
-      train: subset(train, Array.from({ length: 300 }, (_, i) => i)),
-      test: subset(test, Array.from({ length: 300 }, (_, i) => i)),
-      clients: 5,
-      rounds: 2,
-      partition: { kind: "iid" },
-      rule: "fedavg",
-      attack: { kind: "honest" },
-      maliciousFraction: 0,
-      usePolicy: false,
-      epochs: 1,
-      batchSize: 16,
-      learningRate: 0.1,
-      seed: 3,
-    });
+    const result = await simulate(smallSimulation(fashion, { train: 300, test: 300 }, { clients: 5, seed: 3 }));
     // Ten classes: chance is 10%.
     expect(result.final.accuracy).to.be.greaterThan(0.4);
   });

@@ -5,11 +5,10 @@
 // training afresh; FLTrust runs on a root set held back from the clients.
 import { expect } from "chai";
 import type { Behaviour } from "../../client/attacks/behaviours.js";
-import { subset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
 import { initBackend } from "../../client/model/backend.js";
-import { mlpSpec } from "../../client/model/spec.js";
 import { SimulationSettingsError, simulate, slashingCounts, TrainingCache, type SimulationSettings } from "../../lib/simulation/simulate.js";
+import { smallSimulation } from "../helpers/simulation.js";
 
 describe("in-memory simulation", function () {
   this.timeout(60_000);
@@ -17,23 +16,7 @@ describe("in-memory simulation", function () {
 
   before(async () => {
     await initBackend(undefined, { log: () => {} });
-    const { train, test } = await loadMnist();
-    base = {
-      spec: mlpSpec(),
-      train: subset(train, Array.from({ length: 300 }, (_, i) => i)),
-      test: subset(test, Array.from({ length: 300 }, (_, i) => i)),
-      clients: 5,
-      rounds: 2,
-      partition: { kind: "iid" },
-      rule: "fedavg",
-      attack: { kind: "honest" },
-      maliciousFraction: 0,
-      usePolicy: false,
-      epochs: 1,
-      batchSize: 16,
-      learningRate: 0.1,
-      seed: 7,
-    };
+    base = smallSimulation(await loadMnist(), { train: 300, test: 300 }, { clients: 5, seed: 7 });
   });
 
   it("gives the same accuracy per round for the same seed, and learns", async () => {

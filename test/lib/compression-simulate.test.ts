@@ -2,36 +2,21 @@
 // goes through the real codec, sizes are the encoded files', and error feedback changes what the
 // clients send (so the trained model), while float32 through the codec changes nothing.
 import { expect } from "chai";
-import { subset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
 import { initBackend } from "../../client/model/backend.js";
-import { mlpSpec, parameterCount } from "../../client/model/spec.js";
+import { parameterCount } from "../../client/model/spec.js";
 import { CompressedLink } from "../../lib/codec/compression-link.js";
 import { topkCount } from "../../lib/codec/compression.js";
 import { simulate, type SimulationSettings } from "../../lib/simulation/simulate.js";
+import { smallSimulation } from "../helpers/simulation.js";
 
 describe("simulator with update encoding", function () {
   this.timeout(60_000);
-  let base: Omit<SimulationSettings, "seed">;
+  let base: SimulationSettings;
 
   before(async () => {
     await initBackend("wasm", { log: () => {} });
-    const { train, test } = await loadMnist();
-    base = {
-      spec: mlpSpec(),
-      train: subset(train, Array.from({ length: 300 }, (_, i) => i)),
-      test: subset(test, Array.from({ length: 200 }, (_, i) => i)),
-      clients: 3,
-      rounds: 2,
-      partition: { kind: "iid" },
-      rule: "fedavg",
-      attack: { kind: "honest" },
-      maliciousFraction: 0,
-      usePolicy: false,
-      epochs: 1,
-      batchSize: 16,
-      learningRate: 0.1,
-    };
+    base = smallSimulation(await loadMnist(), { train: 300, test: 200 }, { clients: 3, seed: 1 });
   });
 
   it("records real file sizes, and float32 through the codec learns exactly what it learns without", async () => {
