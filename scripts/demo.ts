@@ -34,7 +34,7 @@ import { openContentStore, type ContentStore } from "../lib/store/index.js";
 import { makeContext, type Context } from "./commands/context.js";
 import { parsePairs } from "./commands/aggregate.js";
 import { ATTACK_SYNTAX, parseAttack } from "./commands/client.js";
-import { createTaskFromOptions, formatTokens, parseInteger, parseTokens } from "./commands/task.js";
+import { TASK_DEFAULTS, createTaskFromOptions, formatTokens, parseInteger, parseTokens } from "./commands/task.js";
 import { deployAnchorFL } from "./deploy.js";
 
 interface DemoOptions {
@@ -151,23 +151,14 @@ async function main(): Promise<void> {
   const taskId = await createTaskFromOptions(
     ownerCtx,
     {
+      ...TASK_DEFAULTS,
       model: options.model,
       seed: String(seed),
       token: deployment.token,
-      minStake: "10",
-      reward: "100",
       fund: String(100 * rounds),
-      bond: "50",
       commitWindow: "600",
       revealWindow: "600",
-      aggregationWindow: "600",
-      unbonding: "60",
       maxParticipants: String(clients),
-      slashOutlier: "1000",
-      slashNoReveal: "2000",
-      slashInvalid: "5000",
-      slashDuplicate: "3000",
-      dissent: "1000",
       ...(swarm ? { aggregators: swarm.aggregators.join(","), quorum: String(swarm.quorum) } : { quorum: "1" }),
       reputation: options.reputation,
       open: true,

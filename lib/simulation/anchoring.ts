@@ -18,7 +18,7 @@ import { initBackend } from "../../client/model/backend.js";
 import { join } from "../../client/participant/account.js";
 import { Participant, type RoundOutcome, type TimedPart } from "../../client/participant/round.js";
 import { makeContext, type Context } from "../../scripts/commands/context.js";
-import { createTaskFromOptions, parseTokens } from "../../scripts/commands/task.js";
+import { TASK_DEFAULTS, createTaskFromOptions, parseTokens } from "../../scripts/commands/task.js";
 import { deployAnchorFL } from "../../scripts/deploy.js";
 import { aggregateOnce, ensureBonded, type AggregatorStep } from "../aggregator/service.js";
 import { connectCoordinator } from "../chain/coordinator.js";
@@ -265,26 +265,16 @@ export async function measureAnchoring(connection: Connection, settings: Anchori
     const taskId = await createTaskFromOptions(
       ownerCtx,
       {
-        model: "mlp",
+        ...TASK_DEFAULTS,
         seed: String(seed),
         token: deployment.token,
-        minStake: "10",
-        reward: "100",
         // Each measured round ends by opening the next one, whose reward must be in escrow too.
         fund: String(100 * (settings.rounds + 1)),
-        bond: "50",
         // Long windows: every full phase closes early, and each block moves the chain's clock a second.
         commitWindow: "36000",
         revealWindow: "36000",
         aggregationWindow: "36000",
-        unbonding: "60",
         maxParticipants: String(clients),
-        slashOutlier: "1000",
-        slashNoReveal: "2000",
-        slashInvalid: "5000",
-        slashDuplicate: "3000",
-        dissent: "1000",
-        quorum: "1",
         open: true,
       },
       () => {},

@@ -76,6 +76,27 @@ export function parseReputationOption(text: string): ReputationOption {
   return out as ReputationOption;
 }
 
+/** `task create`'s defaults, also the base of the demo's and the benchmarks' tasks. */
+export const TASK_DEFAULTS = {
+  model: "mlp",
+  seed: "0",
+  minStake: "10",
+  reward: "100",
+  fund: "1000",
+  bond: "50",
+  commitWindow: "300",
+  revealWindow: "300",
+  aggregationWindow: "600",
+  unbonding: "60",
+  maxParticipants: "16",
+  slashOutlier: "1000",
+  slashNoReveal: "2000",
+  slashInvalid: "5000",
+  slashDuplicate: "3000",
+  dissent: "1000",
+  quorum: "1",
+} as const;
+
 export interface TaskCreateOptions {
   model: string;
   seed: string;
@@ -174,25 +195,25 @@ export function register(program: Command): void {
   task
     .command("create")
     .description("publish the model spec and genesis model, create the task, fund its rewards")
-    .option("--model <name>", "mlp or cnn", "mlp")
-    .option("--seed <n>", "seed of the genesis model's initializers", "0")
+    .option("--model <name>", "mlp or cnn", TASK_DEFAULTS.model)
+    .option("--seed <n>", "seed of the genesis model's initializers", TASK_DEFAULTS.seed)
     .option("--token <address>", "stake and reward token (default: the deployed DemoToken)")
-    .option("--min-stake <tokens>", "stake needed to commit", "10")
-    .option("--reward <tokens>", "reward budget per round", "100")
-    .option("--fund <tokens>", "tokens to put in the reward escrow now", "1000")
-    .option("--bond <tokens>", "bond each aggregator must hold", "50")
-    .option("--commit-window <seconds>", "commit phase length (closes early when full)", "300")
-    .option("--reveal-window <seconds>", "reveal phase length (closes early when all revealed)", "300")
-    .option("--aggregation-window <seconds>", "time for aggregators to reach quorum", "600")
-    .option("--unbonding <seconds>", "delay between a withdrawal request and the withdrawal", "60")
-    .option("--max-participants <n>", "commits accepted per round", "16")
-    .option("--slash-outlier <bps>", "stake share slashed for an outlier update (basis points)", "1000")
-    .option("--slash-no-reveal <bps>", "stake share slashed for committing without revealing", "2000")
-    .option("--slash-invalid <bps>", "stake share slashed for an invalid or unavailable update", "5000")
-    .option("--slash-duplicate <bps>", "stake share slashed for a copied or stale update", "3000")
-    .option("--dissent <bps>", "bond share an aggregator loses for a result that differs from the final one", "1000")
+    .option("--min-stake <tokens>", "stake needed to commit", TASK_DEFAULTS.minStake)
+    .option("--reward <tokens>", "reward budget per round", TASK_DEFAULTS.reward)
+    .option("--fund <tokens>", "tokens to put in the reward escrow now", TASK_DEFAULTS.fund)
+    .option("--bond <tokens>", "bond each aggregator must hold", TASK_DEFAULTS.bond)
+    .option("--commit-window <seconds>", "commit phase length (closes early when full)", TASK_DEFAULTS.commitWindow)
+    .option("--reveal-window <seconds>", "reveal phase length (closes early when all revealed)", TASK_DEFAULTS.revealWindow)
+    .option("--aggregation-window <seconds>", "time for aggregators to reach quorum", TASK_DEFAULTS.aggregationWindow)
+    .option("--unbonding <seconds>", "delay between a withdrawal request and the withdrawal", TASK_DEFAULTS.unbonding)
+    .option("--max-participants <n>", "commits accepted per round", TASK_DEFAULTS.maxParticipants)
+    .option("--slash-outlier <bps>", "stake share slashed for an outlier update (basis points)", TASK_DEFAULTS.slashOutlier)
+    .option("--slash-no-reveal <bps>", "stake share slashed for committing without revealing", TASK_DEFAULTS.slashNoReveal)
+    .option("--slash-invalid <bps>", "stake share slashed for an invalid or unavailable update", TASK_DEFAULTS.slashInvalid)
+    .option("--slash-duplicate <bps>", "stake share slashed for a copied or stale update", TASK_DEFAULTS.slashDuplicate)
+    .option("--dissent <bps>", "bond share an aggregator loses for a result that differs from the final one", TASK_DEFAULTS.dissent)
     .option("--aggregators <addresses>", "comma-separated aggregator set (default: you)")
-    .option("--quorum <n>", "identical results needed to finalize", "1")
+    .option("--quorum <n>", "identical results needed to finalize", TASK_DEFAULTS.quorum)
     .option("--compression <scheme>", "participants send f16, i8 or topk:FRACTION updates (top-k with error feedback; topk:FRACTION:no-ef without); default float32")
     .option("--reputation <spec>", "score participants by their verdict history: on, or weighting,select=K,half-life=H,window=W,prior=P,prior-weight=A")
     .option("--open", "open the first round right away")
