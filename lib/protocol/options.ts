@@ -36,15 +36,15 @@ export function parseCompression(text: string): CompressionOption {
   const option: CompressionOption =
     scheme === "topk" ? { scheme, fraction: Number(fraction), ...(flag === "no-ef" ? { errorFeedback: false } : {}) } : { scheme: scheme as CompressionOption["scheme"] };
   const extra = scheme === "topk" ? (flag !== undefined && flag !== "no-ef") || rest.length > 0 : fraction !== undefined;
-  const problems = [...compressionProblems(option), ...(extra ? [`unexpected ":" parts`] : [])];
+  const problems = [...sectionProblems("compression", option), ...(extra ? [`unexpected ":" parts`] : [])];
   if (problems.length) throw new TaskOptionsError(`compression "${text}": ${problems.join("; ")}`, { hint: "write f16, i8, topk:FRACTION or topk:FRACTION:no-ef (e.g. topk:0.1)" });
   return option;
 }
 
-function compressionProblems(value: unknown): string[] {
-  if (!isObject(value)) return ["options.compression must be an object"];
-  const v = value as Record<string, unknown>;
-  const out = unknownKeys(v, ["scheme", "fraction", "errorFeedback"], "options.compression");
+const COMPRESSION_KEYS = ["scheme", "fraction", "errorFeedback"];
+
+function compressionProblems(v: Record<string, unknown>): string[] {
+  const out: string[] = [];
   if (v.errorFeedback !== undefined && (v.scheme !== "topk" || typeof v.errorFeedback !== "boolean")) {
     out.push(`options.compression.errorFeedback must be a boolean, for topk only, found ${JSON.stringify(v.errorFeedback)}`);
   }
@@ -74,10 +74,10 @@ export interface TelemetryOption {
   readonly maxLossRatio?: number;
 }
 
-function telemetryProblems(value: unknown): string[] {
-  if (!isObject(value)) return ["options.telemetry must be an object"];
-  const v = value as Record<string, unknown>;
-  const out = unknownKeys(v, ["minSamples", "maxSamples", "maxEpochs", "maxLossRatio"], "options.telemetry");
+const TELEMETRY_KEYS = ["minSamples", "maxSamples", "maxEpochs", "maxLossRatio"];
+
+function telemetryProblems(v: Record<string, unknown>): string[] {
+  const out: string[] = [];
   for (const key of ["minSamples", "maxSamples", "maxEpochs"]) {
     const n = v[key];
     if (n !== undefined && !(Number.isSafeInteger(n) && (n as number) >= (key === "minSamples" ? 0 : 1))) {
@@ -105,10 +105,10 @@ export interface AnomalyOption {
   readonly slashThreshold?: number;
 }
 
-function anomalyProblems(value: unknown): string[] {
-  if (!isObject(value)) return ["options.anomaly must be an object"];
-  const v = value as Record<string, unknown>;
-  const out = unknownKeys(v, ["threshold", "dims", "slashThreshold"], "options.anomaly");
+const ANOMALY_KEYS = ["threshold", "dims", "slashThreshold"];
+
+function anomalyProblems(v: Record<string, unknown>): string[] {
+  const out: string[] = [];
   for (const key of ["threshold", "slashThreshold"]) {
     const n = v[key];
     if (n !== undefined && !(typeof n === "number" && Number.isFinite(n) && n > 0)) out.push(`options.anomaly.${key} must be a positive finite number, found ${JSON.stringify(n)}`);
@@ -144,10 +144,10 @@ export interface ReputationOption {
   readonly priorWeight?: number;
 }
 
-function reputationProblems(value: unknown): string[] {
-  if (!isObject(value)) return ["options.reputation must be an object"];
-  const v = value as Record<string, unknown>;
-  const out = unknownKeys(v, ["weighting", "select", "halfLife", "window", "prior", "priorWeight"], "options.reputation");
+const REPUTATION_KEYS = ["weighting", "select", "halfLife", "window", "prior", "priorWeight"];
+
+function reputationProblems(v: Record<string, unknown>): string[] {
+  const out: string[] = [];
   const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
   if (v.weighting !== undefined && typeof v.weighting !== "boolean") out.push(`options.reputation.weighting must be true or false, found ${JSON.stringify(v.weighting)}`);
   if (v.select !== undefined && !(Number.isSafeInteger(v.select) && (v.select as number) >= 1)) out.push(`options.reputation.select must be a positive integer, found ${JSON.stringify(v.select)}`);
@@ -188,12 +188,20 @@ export interface TaskOptions {
   readonly anomaly?: AnomalyOption;
 }
 
-const SECTIONS: Readonly<Record<keyof TaskOptions, (value: unknown) => string[]>> = {
-  compression: compressionProblems,
-  reputation: reputationProblems,
-  telemetry: telemetryProblems,
-  anomaly: anomalyProblems,
+/** Each section's known keys and the checks of its fields (the object shape and unknown keys are checked once, by sectionProblems). */
+const SECTIONS: Readonly<Record<keyof TaskOptions, { readonly keys: readonly string[]; readonly problems: (v: Record<string, unknown>) => string[] }>> = {
+  compression: { keys: COMPRESSION_KEYS, problems: compressionProblems },
+  reputation: { keys: REPUTATION_KEYS, problems: reputationProblems },
+  telemetry: { keys: TELEMETRY_KEYS, problems: telemetryProblems },
+  anomaly: { keys: ANOMALY_KEYS, problems: anomalyProblems },
 };
+
+function sectionProblems(name: keyof TaskOptions, value: unknown): string[] {
+  const path = `options.${name}`;
+  if (!isObject(value)) return [`${path} must be an object`];
+  const v = value as Record<string, unknown>;
+  return [...unknownKeys(v, SECTIONS[name].keys, path), ...SECTIONS[name].problems(v)];
+}
 
 /** Every problem of a spec's `options` value (empty when it is well-formed or absent). */
 export function taskOptionsProblems(value: unknown): string[] {
@@ -201,7 +209,7 @@ export function taskOptionsProblems(value: unknown): string[] {
   if (!isObject(value)) return ["options must be an object"];
   const v = value as Record<string, unknown>;
   const out = unknownKeys(v, Object.keys(SECTIONS), "options");
-  for (const [key, problems] of Object.entries(SECTIONS)) if (v[key] !== undefined) out.push(...problems(v[key]));
+  for (const key of Object.keys(SECTIONS) as (keyof TaskOptions)[]) if (v[key] !== undefined) out.push(...sectionProblems(key, v[key]));
   return out;
 }
 
