@@ -81,19 +81,19 @@ export async function roundOpening(c: AnchorCoordinator, taskId: bigint, round: 
   return { baseModelDigest: (args.baseModelDigest as string).toLowerCase() as Hex32, budget: args.budget as bigint };
 }
 
-/** Where the model `digest` that round `round` was opened on is: genesis, or an earlier round's reported model. */
-export async function locateBaseModel(c: AnchorCoordinator, store: ContentStore, taskId: bigint, round: bigint, digest: Hex32, fromBlock: number) {
-  const config = await c.taskConfig(taskId);
-  const finalized = (await allEvents(c, c.filters.RoundFinalized(taskId), { fromBlock }))
-    .map((log) => c.interface.parseLog(log)!.args)
-    .filter((a) => (a.round as bigint) < round && (a.newModelDigest as string).toLowerCase() === digest);
-  const last = finalized.at(-1);
-  if (!last) {
-    if (config.genesisModelDigest.toLowerCase() === digest) return rawBlock(digest);
-    throw new RoundLookupError(`round ${round} of task ${taskId} was opened on model ${digest}, which no earlier round produced and is not the genesis model`);
+/**
+ * Where the model `digest` that round `round` was opened on is: the model the last finalized round
+ * before it reported (the round must have been opened on it), or genesis when none finalized yet.
+ */
+function locateBaseModel(taskId: bigint, round: bigint, digest: Hex32, previous: PreviousRound | undefined, genesisDigest: string) {
+  if (previous) {
+    if (previous.report.model.digest !== digest) {
+      throw new RoundLookupError(`round ${round} of task ${taskId} was opened on model ${digest}, but the last finalized round ${previous.round} produced ${previous.report.model.digest}`);
+    }
+    return { digest, contentRoot: previous.report.model.contentRoot };
   }
-  const report = await fetchReport(store, last.reportDigest);
-  return { digest, contentRoot: report.model.contentRoot };
+  if (genesisDigest.toLowerCase() === digest) return rawBlock(digest);
+  throw new RoundLookupError(`round ${round} of task ${taskId} was opened on model ${digest}, which no earlier round produced and is not the genesis model`);
 }
 
 export interface GatherOptions extends FetchOptions {
@@ -134,17 +134,15 @@ export async function gatherRound(
   const config = await c.taskConfig(taskId);
   const spec = await fetchModelSpec(store, config.modelSpecDigest);
   const opening = await roundOpening(c, taskId, round, fromBlock);
-  const pointer = await locateBaseModel(c, store, taskId, round, opening.baseModelDigest, fromBlock);
+  // One read of the finalized rounds serves both the base model's location and the carried state.
+  const previous = await previousFinalized(c, store, taskId, round, fromBlock);
+  const pointer = locateBaseModel(taskId, round, opening.baseModelDigest, previous, config.genesisModelDigest);
   const base = await fetchModel(store, pointer, spec);
   const [committers, reveals] = await Promise.all([readCommitters(c, taskId, round, { fromBlock }), readReveals(c, taskId, round, { fromBlock })]);
   const maxBytes = maxUpdateBytes(spec);
   const files = await fetchRevealed(store, reveals, maxBytes, options);
   const earlier = await earlierUpdates(c, store, spec, { taskId, round, fromBlock, lookback: options.lookback }, options);
   const reputation = spec.options?.reputation;
-  const previous = await previousFinalized(c, store, taskId, round, fromBlock);
-  if (previous && previous.report.model.digest !== opening.baseModelDigest) {
-    throw new RoundLookupError(`round ${round} of task ${taskId} was opened on model ${opening.baseModelDigest}, but the last finalized round ${previous.round} produced ${previous.report.model.digest}`);
-  }
   return {
     chainId: ids.chainId,
     coordinator: await c.getAddress(),
