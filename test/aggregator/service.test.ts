@@ -29,7 +29,7 @@ import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { encodeReport, parseReport } from "../../lib/protocol/report.js";
 import { fetchModel, rawBlock } from "../../lib/protocol/models.js";
 import { openRound } from "../../lib/protocol/task.js";
-import { ZERO_ROOT, type EmbeddedStore } from "../../lib/store/index.js";
+import { ZERO_ROOT } from "../../lib/store/index.js";
 import type { Tensor } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
@@ -46,20 +46,15 @@ class Crash extends Error {}
 describe("aggregator service: verdicts, quorum, restart and verify on the in-process chain", function () {
   this.timeout(180_000);
   let world: TaskWorld;
-  let store: EmbeddedStore;
-  let owner: Account;
   let aggregators: Account[];
   let people: Account[];
-  let coordinatorAddress: string;
   let taskId: bigint;
-  let chainId: bigint;
-  let fromBlock: number;
   let genesisDigest: Hex32;
   let pool: Dataset;
   const lines: string[] = [];
 
   const contextFor = (signer: Signer): Context => world.contextFor(signer);
-  const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
+  const coordinator = (signer?: Signer): AnchorCoordinator => world.coordinator(signer);
   const aggregatorOptions: AggregatorOptions = { pollMs: 20, log: (l) => lines.push(l), fetchTimeoutMs: 2_000 };
 
   const participant = (i: number, behaviour: Behaviour = { kind: "honest" }): Participant =>
@@ -69,9 +64,9 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
   async function directCommit(i: number, bytes: Uint8Array, { storeIt = true } = {}) {
     const round = await coordinator().currentRound(taskId);
     const digest = sha256Digest(bytes);
-    if (storeIt) await store.pin((await store.put(bytes)).cid);
+    if (storeIt) await world.store.pin((await world.store.put(bytes)).cid);
     const salt = randomSalt();
-    const commitment = commitmentOf({ chainId, coordinator: coordinatorAddress, taskId, round, participant: people[i].address, updateDigest: digest, salt });
+    const commitment = commitmentOf({ chainId: world.chainId, coordinator: world.coordinatorAddress, taskId, round, participant: people[i].address, updateDigest: digest, salt });
     await send("commit", () => coordinator(people[i]).commit(taskId, round, commitment));
     return () => send("reveal", () => coordinator(people[i]).reveal(taskId, round, digest, 100n, salt, ZERO_ROOT));
   }
@@ -87,7 +82,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
   async function globalModel(): Promise<{ digest: Hex32; tensors: Tensor[] }> {
     const digest = (await coordinator().globalModel(taskId)) as Hex32;
     const pointer = digest === genesisDigest ? rawBlock(digest) : { digest, contentRoot: ZERO_ROOT };
-    return { digest, tensors: (await fetchModel(store, pointer, spec)).tensors };
+    return { digest, tensors: (await fetchModel(world.store, pointer, spec)).tensors };
   }
 
   async function toAggregation(round: bigint) {
@@ -111,7 +106,6 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
 
   before(async () => {
     world = await openTaskWorld(ethers, { prefix: "anchorfl-aggregator-", funded: 15 });
-    ({ store, owner, coordinatorAddress, chainId, fromBlock } = world);
     aggregators = world.signers.slice(1, 3);
     people = world.signers.slice(3, 15);
     const task = await createTestTask(world, {
@@ -170,7 +164,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     expect(second).to.deep.include({ status: "submitted", phase: "Finalized", votes: 2n });
     expect(second.result).to.deep.equal(first.result, "two aggregators computed the same result independently");
 
-    const slashed = await allEvents(coordinator(), coordinator().filters.Slashed(taskId, round), { fromBlock });
+    const slashed = await allEvents(coordinator(), coordinator().filters.Slashed(taskId, round), { fromBlock: world.fromBlock });
     const onChain = slashed.map((l) => coordinator().interface.parseLog(l)!.args).map((a) => [a.participant, SLASH_REASONS[Number(a.reason)]]);
     expect(new Map(onChain as [string, string][])).to.deep.equal(
       new Map([
@@ -184,7 +178,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
       ]),
     );
     expect(await coordinator().globalModel(taskId)).to.equal(first.result!.newModelDigest);
-    const report = parseReport(await store.get(rawBlock(first.result!.reportDigest)));
+    const report = parseReport(await world.store.get(rawBlock(first.result!.reportDigest)));
     expect(report.rewards.allocations.map((a) => a.account).sort()).to.deep.equal([0, 1, 2, 7].map((i) => people[i].address).sort());
     expect(lines.some((l) => /round 1: 4 accepted, 1 outlier, 3 invalid, 1 unavailable, 1 duplicate, 1 no-reveal; 7 slashed; model 0x[0-9a-f]{64}; gas \d+; finalized \(2 vote\(s\)\)/.test(l))).to.equal(true);
   });
@@ -209,10 +203,10 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     expect(resumed.evaluation).to.have.property("dataset", "mnist-test");
     expect(resumed.evaluation!.accuracy).to.be.within(0.1, 1, "better than chance after two rounds");
     expect(resumed.status).to.equal("submitted");
-    expect(await store.isPinned(rawBlock(resumed.result!.newModelDigest))).to.equal(true);
+    expect(await world.store.isPinned(rawBlock(resumed.result!.newModelDigest))).to.equal(true);
     const again = await aggregateOnce(contextFor(aggregators[0]), taskId, aggregatorOptions);
     expect(again.status).to.equal("already-submitted");
-    const submissions = await allEvents(coordinator(), coordinator().filters.ResultSubmitted(taskId, round, aggregators[0].address), { fromBlock });
+    const submissions = await allEvents(coordinator(), coordinator().filters.ResultSubmitted(taskId, round, aggregators[0].address), { fromBlock: world.fromBlock });
     expect(submissions).to.have.length(1);
 
     const verdicts = Object.fromEntries(resumed.participants.map((p) => [p.address, p]));
@@ -226,7 +220,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
 
   it("verify reproduces honest rounds exactly and names the part that differs on a tampered round", async () => {
     for (const round of [1n, 2n]) {
-      const v = await verifyRound(coordinator(), store, { chainId, taskId, round, fromBlock }, { evaluate: true });
+      const v = await verifyRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock }, { evaluate: true });
       expect(v.ok, formatVerify(v).join("\n")).to.equal(true);
       expect(v.parts.map((p) => p.part)).to.deep.equal(["model", "report", "rewardsRoot", "rewardsTotal", "slashes"]);
       expect(v.evaluation?.match).to.equal(round === 2n ? true : undefined, "round 2 recorded an evaluation, round 1 none");
@@ -235,12 +229,12 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     // Round 3: both aggregators publish a report that changes one participant's reason.
     const round = await openRound(coordinator(), taskId);
     await commitRound(round, [0, 1, 2].map((i) => participant(i)), 6);
-    const inputs = await gatherRound(coordinator(), store, { chainId, taskId, round, fromBlock }, { lookback: 1 });
+    const inputs = await gatherRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock }, { lookback: 1 });
     const honest = await aggregateRound({ ...inputs, rule: { name: DEFAULT_RULE, params: DEFAULT_RULE_PARAMS }, policy: DEFAULT_POLICY, softwareVersion: "0.1.0" });
     const tampered = { ...honest.report, participants: honest.report.participants.map((p, i) => (i === 0 ? { ...p, reason: "trust me" } : p)) };
     const bytes = encodeReport(tampered);
-    await store.pin((await store.put(bytes)).cid);
-    await store.pin((await store.put(honest.modelBytes)).cid);
+    await world.store.pin((await world.store.put(bytes)).cid);
+    await world.store.pin((await world.store.put(honest.modelBytes)).cid);
     const r = honest.result;
     for (const a of aggregators) {
       await send("submit tampered", () =>
@@ -253,7 +247,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
         }),
       );
     }
-    const v = await verifyRound(coordinator(), store, { chainId, taskId, round, fromBlock });
+    const v = await verifyRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock });
     expect(v.ok).to.equal(false);
     expect(v.parts.filter((p) => !p.match).map((p) => p.part)).to.deep.equal(["report"]);
     expect(v.reportDifferences).to.have.length(1);

@@ -27,7 +27,6 @@ import { readRound, send, slashReasonCode } from "../../lib/chain/coordinator.js
 import { sha256Digest } from "../../lib/digest.js";
 import { encodeReport } from "../../lib/protocol/report.js";
 import { openRound } from "../../lib/protocol/task.js";
-import type { EmbeddedStore } from "../../lib/store/index.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
 import { TOKEN, createTestTask, openTaskWorld, shard, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
@@ -40,17 +39,13 @@ const spec = { ...mlpSpec({ seed: 0, hidden: 16 }), options: { reputation: { wei
 describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified", function () {
   this.timeout(120_000);
   let world: TaskWorld;
-  let store: EmbeddedStore;
-  let owner: Account;
   let members: Account[];
   let taskId: bigint;
-  let chainId: bigint;
-  let fromBlock: number;
   let pool: Dataset;
   const lines: string[] = [];
 
   const contextFor = (signer: Signer): Context => world.contextFor(signer);
-  const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
+  const coordinator = (signer?: Signer): AnchorCoordinator => world.coordinator(signer);
 
   /** Every member trains and commits in turn (one tfjs runtime), then all reveal. */
   async function participateAll(behaviours: Behaviour[]): Promise<void> {
@@ -81,7 +76,6 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
 
   before(async () => {
     world = await openTaskWorld(ethers, { prefix: "anchorfl-swarm-", funded: 5 });
-    ({ store, owner, chainId, fromBlock } = world);
     members = world.signers.slice(1, 5);
     const plan = await swarmPlan(coordinator(), members.map((m) => m.address));
     expect(plan.quorum).to.equal(3);
@@ -111,11 +105,11 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     expect([third.status, third.votes, third.phase]).to.deep.equal(["submitted", 3n, "Finalized"]);
     expect(third.participants.find((p) => p.address === members[3].address)!.verdict).to.equal("outlier");
 
-    const penalties = await penalizeDissenters(coordinator(), taskId, round, fromBlock);
+    const penalties = await penalizeDissenters(coordinator(), taskId, round, world.fromBlock);
     expect(penalties).to.deep.equal([{ aggregator: members[3].address, amount: BOND / 10n }]);
-    expect(await penalizeDissenters(coordinator(), taskId, round, fromBlock)).to.deep.equal([]);
+    expect(await penalizeDissenters(coordinator(), taskId, round, world.fromBlock)).to.deep.equal([]);
 
-    const history = await new AuditReader({ provider: ethers.provider, coordinator: coordinator(), chainId, fromBlock, store }).history(taskId);
+    const history = await new AuditReader({ provider: ethers.provider, coordinator: coordinator(), chainId: world.chainId, fromBlock: world.fromBlock, store: world.store }).history(taskId);
     const agreement = history.rounds[0].agreement;
     expect(agreement.reached).to.equal(true);
     expect(agreement.positions.map((p) => [p.aggregator, p.position, p.penalty])).to.deep.equal([
@@ -135,9 +129,9 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     for (const i of [0, 1, 2]) await aggregateAs(i, "fedavg");
     expect((await readRound(coordinator(), taskId, round)).phase).to.equal("Finalized");
 
-    const outcome = await verifyRound(coordinator(), store, { chainId, taskId, round, fromBlock });
+    const outcome = await verifyRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock });
     expect(outcome.ok, formatVerify(outcome).join("\n")).to.equal(true);
-    const gathered = await gatherRound(coordinator(), store, { chainId, taskId, round, fromBlock }, { lookback: DEFAULT_POLICY.lookback });
+    const gathered = await gatherRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock }, { lookback: DEFAULT_POLICY.lookback });
     const out = await aggregateRound({ ...gathered, rule: { name: "fedavg", params: {} }, policy: DEFAULT_POLICY, softwareVersion: SOFTWARE_VERSION });
     const rep = out.report.reputation!;
     expect(rep.history.map((h) => h.round)).to.deep.equal(["1"]);
@@ -148,7 +142,7 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     expect(out.report.participants.map((p) => p.verdict)).to.deep.equal(["accepted", "accepted", "accepted", "accepted"]);
 
     // The audit's round view shows the scores the finalized report recorded.
-    const history = await new AuditReader({ provider: ethers.provider, coordinator: coordinator(), chainId, fromBlock, store }).history(taskId);
+    const history = await new AuditReader({ provider: ethers.provider, coordinator: coordinator(), chainId: world.chainId, fromBlock: world.fromBlock, store: world.store }).history(taskId);
     const text = formatRoundReport(history, round);
     expect(text).to.include("reputation: window rounds 1..1 (finalized: 1), half-life 4, prior 0.5 x 1; weights the rule's samples; top 3 aggregated");
     expect(text).to.match(new RegExp(`${members[3].address}\\s+0\\.25\\s+no`));
@@ -159,12 +153,12 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     await participateAll(members.map(() => ({ kind: "honest" })));
     // Every committer revealed, so the reveal phase closed early.
     expect((await readRound(coordinator(), taskId, round)).phase).to.equal("Aggregation");
-    const gathered = await gatherRound(coordinator(), store, { chainId, taskId, round, fromBlock }, { lookback: DEFAULT_POLICY.lookback });
+    const gathered = await gatherRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock }, { lookback: DEFAULT_POLICY.lookback });
     const out = await aggregateRound({ ...gathered, rule: { name: "fedavg", params: {} }, policy: DEFAULT_POLICY, softwareVersion: SOFTWARE_VERSION });
     const rep = out.report.reputation!;
     const tampered = encodeReport({ ...out.report, reputation: { ...rep, scores: rep.scores.map((s, i) => (i === 0 ? { ...s, reputation: 0.99 } : s)) } });
-    await store.pin((await store.put(out.modelBytes)).cid);
-    await store.pin((await store.put(tampered)).cid);
+    await world.store.pin((await world.store.put(out.modelBytes)).cid);
+    await world.store.pin((await world.store.put(tampered)).cid);
     const result = {
       newModelDigest: out.result.newModelDigest,
       reportDigest: sha256Digest(tampered),
@@ -175,7 +169,7 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     for (const i of [0, 1, 2]) await send("submit tampered", () => coordinator(members[i]).submitResult(taskId, round, result));
     expect((await readRound(coordinator(), taskId, round)).phase).to.equal("Finalized");
 
-    const outcome = await verifyRound(coordinator(), store, { chainId, taskId, round, fromBlock });
+    const outcome = await verifyRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock });
     expect(outcome.ok).to.equal(false);
     expect(outcome.parts.filter((p) => !p.match).map((p) => p.part)).to.deep.equal(["report"]);
     expect(outcome.reportDifferences).to.deep.equal(["reputation"]);

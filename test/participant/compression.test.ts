@@ -28,7 +28,7 @@ import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { fetchModel, rawBlock } from "../../lib/protocol/models.js";
 import { openRound } from "../../lib/protocol/task.js";
 import { Random } from "../../lib/random.js";
-import { ZERO_ROOT, type EmbeddedStore } from "../../lib/store/index.js";
+import { ZERO_ROOT } from "../../lib/store/index.js";
 import { flatten, type Tensor } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
@@ -133,24 +133,19 @@ describe("participant: compressed updates and error feedback", function () {
 
   describe("one real round with top-k clients on the in-process chain", () => {
     let world: TaskWorld;
-    let store: EmbeddedStore;
-    let owner: Account;
     let people: Account[];
-    let coordinatorAddress: string;
     let taskId: bigint;
-    let chainId: bigint;
-    let fromBlock: number;
     let genesisDigest: Hex32;
     let pool: Dataset;
     const lines: string[] = [];
 
     const contextFor = (signer: Signer): Context => world.contextFor(signer);
-    const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
+    const coordinator = (signer?: Signer): AnchorCoordinator => world.coordinator(signer);
     const participant = (i: number, behaviour: Behaviour = { kind: "honest" }) =>
       testParticipant(world, { signer: people[i], taskId, data: shard(pool, i), seed: i, behaviour, log: (l) => lines.push(`p${i} ${l}`) });
     const residualOf = (i: number) =>
-      residualPath(journalPath(dir, people[i].address), { chainId, coordinator: coordinatorAddress, taskId });
-    const keyOf = (i: number): ResidualKey => ({ chainId, coordinator: coordinatorAddress, taskId, participant: people[i].address, modelSpecDigest: modelSpecDigest(spec) });
+      residualPath(journalPath(dir, people[i].address), { chainId: world.chainId, coordinator: world.coordinatorAddress, taskId });
+    const keyOf = (i: number): ResidualKey => ({ chainId: world.chainId, coordinator: world.coordinatorAddress, taskId, participant: people[i].address, modelSpecDigest: modelSpecDigest(spec) });
 
     async function waitUntil(check: () => Promise<boolean>): Promise<void> {
       for (let i = 0; i < 2_000 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
@@ -170,7 +165,6 @@ describe("participant: compressed updates and error feedback", function () {
     before(async () => {
       // The outer folder holds the journals and residuals too; the outer after() removes it.
       world = await openTaskWorld(ethers, { prefix: "anchorfl-compression-", funded: 5, dir });
-      ({ store, owner, coordinatorAddress, chainId, fromBlock } = world);
       people = world.signers.slice(1, 5);
       const task = await createTestTask(world, { spec, config: { maxParticipants: 8 }, joiners: people });
       taskId = task.taskId;
@@ -184,21 +178,21 @@ describe("participant: compressed updates and error feedback", function () {
 
     it("clients send top-k, the model equals a direct computation, f16 is refused, and a restarted client carries its residual", async () => {
       const round = await openRound(coordinator(), taskId);
-      const base = (await fetchModel(store, rawBlock(genesisDigest), spec)).tensors;
+      const base = (await fetchModel(world.store, rawBlock(genesisDigest), spec)).tensors;
       // Client 3 sends f16 to this top-k task, committing first and revealing last.
       const delta3 = (await trainAs({ kind: "honest" }, { ...training, seed: 3, spec, globalWeights: base, data: shard(pool, 3) }, { seed: 3 })).update;
       const f16 = encodeUpdate(delta3, { ...metadataFor(round), taskId, participant: people[3].address, baseModelDigest: genesisDigest }, { scheme: "f16" });
-      await store.pin((await store.put(f16)).cid);
+      await world.store.pin((await world.store.put(f16)).cid);
       const digest = sha256Digest(f16);
       const salt = randomSalt();
       await send("commit", () =>
-        coordinator(people[3]).commit(taskId, round, commitmentOf({ chainId, coordinator: coordinatorAddress, taskId, round, participant: people[3].address, updateDigest: digest, salt })),
+        coordinator(people[3]).commit(taskId, round, commitmentOf({ chainId: world.chainId, coordinator: world.coordinatorAddress, taskId, round, participant: people[3].address, updateDigest: digest, salt })),
       );
       const outcomes = await playRound(round, [0, 1, 2].map((i) => participant(i)), () => send("reveal", () => coordinator(people[3]).reveal(taskId, round, digest, 100n, salt, ZERO_ROOT)));
       expect(outcomes.map((o) => o.kind)).to.deep.equal(["revealed", "revealed", "revealed"]);
       expect((await readRound(coordinator(), taskId, round)).phase).to.equal("Aggregation");
 
-      const summary = await aggregateOnce(contextFor(owner), taskId, { rule: "fedavg", pollMs: 20, fetchTimeoutMs: 2_000, log: (l) => lines.push(l) });
+      const summary = await aggregateOnce(contextFor(world.owner), taskId, { rule: "fedavg", pollMs: 20, fetchTimeoutMs: 2_000, log: (l) => lines.push(l) });
       const verdicts = Object.fromEntries(summary.participants.map((p) => [p.address, p]));
       for (const i of [0, 1, 2]) expect(verdicts[people[i].address].verdict, `client ${i}`).to.equal("accepted");
       expect(verdicts[people[3].address].verdict).to.equal("invalid");
@@ -206,11 +200,11 @@ describe("participant: compressed updates and error feedback", function () {
 
       // Direct: the mean of the three sparse updates (100 samples each), in float64, added to the base in float32.
       const n = flatten(base).length;
-      const reveals = (await readReveals(coordinator(), taskId, round, { fromBlock })).filter((r) => r.participant !== people[3].address);
-      const sparse = await Promise.all(reveals.map(async (r) => scatterTopk(await store.get({ digest: r.updateDigest, contentRoot: r.contentRoot }), n)));
+      const reveals = (await readReveals(coordinator(), taskId, round, { fromBlock: world.fromBlock })).filter((r) => r.participant !== people[3].address);
+      const sparse = await Promise.all(reveals.map(async (r) => scatterTopk(await world.store.get({ digest: r.updateDigest, contentRoot: r.contentRoot }), n)));
       sparse.forEach((v) => expect(v.filter((x) => x !== 0).length).to.be.at.most(topkCount(n, TOPK.fraction)));
       const flatBase = flatten(base);
-      const model = flatten((await fetchModel(store, { digest: summary.result!.newModelDigest, contentRoot: ZERO_ROOT }, spec)).tensors);
+      const model = flatten((await fetchModel(world.store, { digest: summary.result!.newModelDigest, contentRoot: ZERO_ROOT }, spec)).tensors);
       expect(await coordinator().globalModel(taskId)).to.equal(summary.result!.newModelDigest);
       let worst = 0;
       for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(model[i] - Math.fround(flatBase[i] + Math.fround((sparse[0][i] + sparse[1][i] + sparse[2][i]) / 3))));
@@ -234,8 +228,8 @@ describe("participant: compressed updates and error feedback", function () {
       const round2 = await openRound(coordinator(), taskId);
       const [outcome] = await playRound(round2, [participant(0, { kind: "free-ride", mode: "zero" })]);
       expect(outcome.kind).to.equal("revealed");
-      const [reveal] = await readReveals(coordinator(), taskId, round2, { fromBlock });
-      const sent2 = scatterTopk(await store.get({ digest: reveal.updateDigest, contentRoot: reveal.contentRoot }), n);
+      const [reveal] = await readReveals(coordinator(), taskId, round2, { fromBlock: world.fromBlock });
+      const sent2 = scatterTopk(await world.store.get({ digest: reveal.updateDigest, contentRoot: reveal.contentRoot }), n);
       const after = (await readResidual(residualOf(0), keyOf(0), shapes, (l) => expect.fail(l)))!;
       expect(after.round).to.equal(round2);
       expect(sent2.filter((x) => x !== 0).length).to.equal(topkCount(n, TOPK.fraction));
