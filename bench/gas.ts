@@ -8,7 +8,7 @@
 // commit and the last reveal of a round also close their phase early and are reported apart. Finalizing is the
 // submitResult that reaches the quorum, for 5, 50 and 100 participants and 0, 1 and 5 slashes (Outlier).
 import hre from "hardhat";
-import { getBytes, Signature, Wallet, type ContractTransactionResponse, type HDNodeWallet } from "ethers";
+import { getBytes, Wallet, type ContractTransactionResponse, type HDNodeWallet } from "ethers";
 import {
   commitUpdate,
   createTask,
@@ -24,6 +24,9 @@ import {
   updateOf,
   type World,
 } from "../test/contracts/fixtures.js";
+import { join } from "../client/participant/account.js";
+import { resolveSettings } from "../lib/config.js";
+import { makeContext } from "../scripts/commands/context.js";
 import { machineLine, markdownTable, writeSection } from "./report.js";
 
 const COMMAND = "npx tsx bench/gas.ts";
@@ -38,6 +41,26 @@ const TARGETS: Record<string, number> = {
 async function gasOf(tx: Promise<ContractTransactionResponse>): Promise<number> {
   const receipt = await (await tx).wait();
   return Number(receipt!.gasUsed);
+}
+
+/** Gas of the latest block's transaction (automine: one per block), for calls that do not hand back their receipt. */
+async function lastTransactionGas(): Promise<number> {
+  const block = await ethers.provider.getBlock("latest");
+  const receipt = await ethers.provider.getTransactionReceipt(block!.transactions[0]);
+  return Number(receipt!.gasUsed);
+}
+
+/** A client context signing as `signer`; `join` needs no store, so none is ever opened. */
+function contextFor(w: World, signer: HDNodeWallet) {
+  return makeContext({
+    settings: resolveSettings({}),
+    provider: ethers.provider,
+    chainId: w.chainId,
+    signer,
+    coordinator: w.coordinator.connect(signer),
+    fromBlock: 0,
+    storeConfig: { kind: "embedded" },
+  });
 }
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -92,27 +115,6 @@ async function finalizeGas(w: World, taskId: bigint, round: bigint, result: Retu
   return { total, execution: total - 21_000 - calldata };
 }
 
-async function signPermit(w: World, owner: HDNodeWallet, value: bigint, deadline: bigint) {
-  const domain = {
-    name: await w.token.name(),
-    version: "1",
-    chainId: w.chainId,
-    verifyingContract: await w.token.getAddress(),
-  };
-  const types = {
-    Permit: [
-      { name: "owner", type: "address" },
-      { name: "spender", type: "address" },
-      { name: "value", type: "uint256" },
-      { name: "nonce", type: "uint256" },
-      { name: "deadline", type: "uint256" },
-    ],
-  };
-  const nonce = await w.token.nonces(owner.address);
-  const message = { owner: owner.address, spender: w.coordinatorAddress, value, nonce, deadline };
-  return Signature.from(await owner.signTypedData(domain, types, message));
-}
-
 /** The participant's path through two rounds, plus stake and aggregator operations. */
 async function participantRows(w: World): Promise<[string, number][]> {
   const n = 9; // one more than measured, so the phase-closing commit and reveal are the last ones
@@ -122,14 +124,11 @@ async function participantRows(w: World): Promise<[string, number][]> {
   for (const x of ws.slice(0, -1))
     firstDeposits.push(await gasOf(w.coordinator.connect(x).deposit(taskId, 1_000n * TOKEN)));
   const laterDeposit = await gasOf(w.coordinator.connect(ws[0]).deposit(taskId, 100n * TOKEN));
-  // The last wallet stakes with a permit instead of an allowance.
+  // The last wallet stakes with a permit instead of an allowance, through the client's own `join`.
   const permitter = ws[n - 1];
   await w.token.connect(permitter).approve(w.coordinatorAddress, 0n);
-  const deadline = BigInt(await networkHelpers.time.latest()) + 3_600n;
-  const sig = await signPermit(w, permitter, 1_000n * TOKEN, deadline);
-  const permitDeposit = await gasOf(
-    w.coordinator.connect(permitter).depositWithPermit(taskId, 1_000n * TOKEN, deadline, sig.v, sig.r, sig.s),
-  );
+  await join(contextFor(w, permitter), taskId, 1_000n * TOKEN);
+  const permitDeposit = await lastTransactionGas();
 
   const openRound = await gasOf(w.coordinator.openRound(taskId));
   const first = await playRound(w, taskId, 1n, ws);
