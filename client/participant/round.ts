@@ -440,9 +440,18 @@ export class Participant {
    * pin, journal, commit, wait, reveal. Returns what happened, or why it sat the round out.
    */
   async participate(): Promise<RoundOutcome> {
-    const { taskId } = this.#o;
-    await requireTask(this.#c, taskId);
-    await this.recover();
+    await this.#settle();
+    return this.#takePart();
+  }
+
+  /** Checks the task exists and settles the journal; run() keeps what this returns, participate() does not. */
+  async #settle(): Promise<RoundOutcome[]> {
+    await requireTask(this.#c, this.#o.taskId);
+    return this.recover();
+  }
+
+  /** `participate` after `#settle`: run() calls the two apart so the journal is settled once per poll, not twice. */
+  async #takePart(): Promise<RoundOutcome> {
     const pending = (await this.entries()).find((e) => e.state === "committed");
     if (pending) return this.#finish(pending);
     const first = await this.decide();
@@ -498,8 +507,8 @@ export class Participant {
       let outcome: RoundOutcome;
       let recovered: RoundOutcome[];
       try {
-        recovered = await this.recover();
-        outcome = await this.participate();
+        recovered = await this.#settle();
+        outcome = await this.#takePart();
         retryMs = pollMs;
       } catch (error) {
         const message = (error as Error).message.split("\n")[0];
