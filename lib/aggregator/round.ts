@@ -16,14 +16,16 @@ import {
   encodeReport,
   type AggregationReport,
   type EvidenceValue,
+  type ReportEvaluation,
   type ReportParticipant,
+  type ServerUpdateSource,
 } from "../protocol/report.js";
 import { allocateRewards, buildRewardsTree } from "../rewards.js";
 import { roundReputation, type HistoryRound } from "./reputation.js";
 import { RAW_BLOCK_LIMIT, describeContent } from "../store/index.js";
 import { flatten, unflatten, type Tensor } from "../tensors.js";
 import { POLICY_NAME, figure, judge, metadataProblem, type Candidate, type EarlierUpdate, type Judgement, type PolicyParams, type Submission } from "./policy.js";
-import { OPTIMIZER_STATE, SERVER_UPDATE_STATE, decodeServerUpdate, encodeOptimizerState, type ServerUpdateSource, type StateBinding } from "./state.js";
+import { OPTIMIZER_STATE, SERVER_UPDATE_STATE, decodeServerUpdate, encodeOptimizerState, type StateBinding } from "./state.js";
 
 export class RoundAggregationError extends AnchorFLError {}
 export class ReportTooLargeError extends AnchorFLError {}
@@ -49,13 +51,6 @@ export interface RevealFact {
 
 /** What fetching a revealed file gave: its verified bytes, or why it could not be had. */
 export type Fetched = { readonly bytes: Uint8Array } | { readonly unavailable: string } | { readonly tooLarge: string };
-
-export interface ReportEvaluation {
-  readonly dataset: string;
-  readonly examples: number;
-  readonly accuracy: number;
-  readonly loss: number;
-}
 
 export interface RoundInputs {
   readonly chainId: bigint;

@@ -11,7 +11,7 @@ import { getRule, getServerOptimiser, parseParams, type RawParams } from "../agg
 import { phaseName, send, slashReasonCode, waitForPhase, withRaceHeadroom, type AnchorCoordinator, type Phase } from "../chain/coordinator.js";
 import { ContractRevertError } from "../chain/revert.js";
 import { AnchorFLError } from "../errors.js";
-import type { Verdict } from "../protocol/report.js";
+import type { ReportEvaluation, RootTraining, Verdict } from "../protocol/report.js";
 import { openRound } from "../protocol/task.js";
 import type { ContentStore } from "../store/index.js";
 import type { Tensor } from "../tensors.js";
@@ -20,8 +20,8 @@ import { DemoToken__factory } from "../../types/ethers-contracts/index.js";
 import { penalizeDissenters } from "./swarm.js";
 import { gatherRound, type FetchOptions } from "./gather.js";
 import { policyParams, type PolicyParams } from "./policy.js";
-import { DEFAULT_RULE, DEFAULT_RULE_PARAMS, aggregateRound, type ReportEvaluation, type RoundResult } from "./round.js";
-import { previousOptimizerState, type RootTraining } from "./state.js";
+import { DEFAULT_RULE, DEFAULT_RULE_PARAMS, aggregateRound, type RoundResult } from "./round.js";
+import { previousOptimizerState } from "./state.js";
 import { DEFAULT_ROOT_DATA, parseRootData, serverUpdateFile } from "./state-fltrust.js";
 
 export class AggregatorError extends AnchorFLError {}

@@ -14,7 +14,8 @@ import type { Hex32 } from "../digest.js";
 import { AnchorFLError } from "../errors.js";
 import { Random } from "../random.js";
 import { flatten, type Tensor } from "../tensors.js";
-import { encodeServerUpdate, type RootTraining, type ServerUpdateSource } from "./state.js";
+import type { RootTraining, ServerUpdateSource } from "../protocol/report.js";
+import { encodeServerUpdate } from "./state.js";
 
 export class RootDataError extends AnchorFLError {}
 

@@ -14,7 +14,7 @@ import { decodeSafetensors, encodeSafetensors } from "../codec/safetensors.js";
 import { FORMAT_VERSION } from "../codec/update-metadata.js";
 import type { Hex32 } from "../digest.js";
 import { AnchorFLError } from "../errors.js";
-import type { AggregationReport, ContentPointer, EvidenceValue } from "../protocol/report.js";
+import type { AggregationReport, ContentPointer, EvidenceValue, ServerUpdateSource } from "../protocol/report.js";
 import { ContentNotFoundError, ContentTimeoutError, IntegrityError, type ContentStore } from "../store/index.js";
 import { flatten, type Tensor } from "../tensors.js";
 
@@ -39,24 +39,6 @@ export interface StateBinding {
 export interface OptimizerChoice {
   readonly name: string;
   readonly params: Readonly<Record<string, EvidenceValue>>;
-}
-
-/** How the FLTrust server update was computed: which root set, which local training, which backend. */
-export interface ServerUpdateSource {
-  /** A root data set anyone can re-create, e.g. `mnist-root:<seed>:<size>` (see state-fltrust.ts). */
-  readonly rootData: string;
-  readonly training: RootTraining;
-  /** The training backend it ran on (the bytes depend on it). */
-  readonly backend: string;
-}
-
-/** The participants' local-training settings that the server update uses (client/train TrainOptions). */
-export interface RootTraining {
-  readonly epochs: number;
-  readonly batchSize: number;
-  readonly learningRate: number;
-  readonly optimizer: "sgd" | "adam";
-  readonly seed: number;
 }
 
 const TENSORS_NOTE = "m: first moment (momentum); v: second moment (fedadam, fedyogi); t: server steps applied so far";

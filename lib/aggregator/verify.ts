@@ -16,11 +16,11 @@ import { allEvents } from "../chain/logs.js";
 import type { Hex32 } from "../digest.js";
 import { AnchorFLError } from "../errors.js";
 import { fetchReport } from "../protocol/models.js";
-import type { AggregationReport } from "../protocol/report.js";
+import type { AggregationReport, ReportEvaluation } from "../protocol/report.js";
 import type { ContentStore } from "../store/index.js";
 import { gatherRound, type FetchOptions } from "./gather.js";
 import { POLICY_NAME, policyParams } from "./policy.js";
-import { aggregateRound, type ReportEvaluation } from "./round.js";
+import { aggregateRound } from "./round.js";
 import { mnistEvaluator } from "./service.js";
 import { DEFAULT_SERVER_UPDATE_TOLERANCE, compareServerUpdates, trainServerUpdate, type ApproximateCheck } from "./state-fltrust.js";
 import {

@@ -97,11 +97,7 @@ export interface AggregationReport {
   /** The server optimiser applied on top of the rule (its state is the `server-optimizer` file). */
   readonly optimizer?: { readonly name: string; readonly params: Readonly<Record<string, EvidenceValue>> };
   /** How FLTrust's server update was computed (a root set anyone can re-create, the training, the backend). */
-  readonly serverUpdate?: {
-    readonly rootData: string;
-    readonly training: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number; readonly optimizer: "sgd" | "adam"; readonly seed: number };
-    readonly backend: string;
-  };
+  readonly serverUpdate?: ServerUpdateSource;
   /** How reputation (task option `reputation`) was computed and used this round; see lib/aggregator/reputation.ts. */
   readonly reputation?: ReportReputation;
   /**
@@ -109,8 +105,34 @@ export interface AggregationReport {
    * Computed with a training backend, so `verify` re-checks it approximately; aggregators in one
    * quorum must all evaluate on the same backend, or none.
    */
-  readonly evaluation?: { readonly dataset: string; readonly examples: number; readonly accuracy: number; readonly loss: number };
+  readonly evaluation?: ReportEvaluation;
   readonly software: { readonly name: "anchorfl"; readonly version: string };
+}
+
+/** Held-out accuracy and loss of a round's new model. */
+export interface ReportEvaluation {
+  readonly dataset: string;
+  readonly examples: number;
+  readonly accuracy: number;
+  readonly loss: number;
+}
+
+/** How the FLTrust server update was computed: which root set, which local training, which backend. */
+export interface ServerUpdateSource {
+  /** A root data set anyone can re-create, e.g. `mnist-root:<seed>:<size>` (see lib/aggregator/state-fltrust.ts). */
+  readonly rootData: string;
+  readonly training: RootTraining;
+  /** The training backend it ran on (the bytes depend on it). */
+  readonly backend: string;
+}
+
+/** The participants' local-training settings that the server update uses (client/train TrainOptions). */
+export interface RootTraining {
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly optimizer: "sgd" | "adam";
+  readonly seed: number;
 }
 
 /** The reputation record of a round: parameters, the history it came from, and every committer's score. */
