@@ -37,7 +37,7 @@ import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { currentModelPointer, fetchModel, fetchReport } from "../../lib/protocol/models.js";
 import { ReportFormatError, encodeReport, parseReport, type AggregationReport } from "../../lib/protocol/report.js";
 import { openRound } from "../../lib/protocol/task.js";
-import { ZERO_ROOT, describeContent, type EmbeddedStore } from "../../lib/store/index.js";
+import { ZERO_ROOT, describeContent } from "../../lib/store/index.js";
 import { flatten, type Tensor } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
@@ -54,13 +54,8 @@ const TRUST: AggregatorOptions = { rule: "fltrust", rootData: "mnist-root:3:64" 
 describe("aggregator state: server optimisers and FLTrust, pinned, carried and verified", function () {
   this.timeout(120_000);
   let world: TaskWorld;
-  let store: EmbeddedStore;
-  let owner: Account;
   let aggregator: Account;
   let people: Account[];
-  let coordinatorAddress: string;
-  let chainId: bigint;
-  let fromBlock: number;
   let pool: Dataset;
   let adamTask: bigint;
   let trustTask: bigint;
@@ -68,14 +63,14 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
   const reports: AggregationReport[] = [];
   const lines: string[] = [];
 
-  const coordinator = (signer: Signer = owner): AnchorCoordinator => world.coordinator(signer);
+  const coordinator = (signer?: Signer): AnchorCoordinator => world.coordinator(signer);
   const contextFor = (signer: Signer): Context => world.contextFor(signer);
-  const ids = (taskId: bigint, round: bigint) => ({ chainId, taskId, round, fromBlock });
+  const ids = (taskId: bigint, round: bigint) => ({ chainId: world.chainId, taskId, round, fromBlock: world.fromBlock });
   const aggregatorOptions = (o: AggregatorOptions): AggregatorOptions => ({ ...o, pollMs: 20, fetchTimeoutMs: 2_000, log: (l) => lines.push(l) });
 
   async function globalModel(taskId: bigint): Promise<{ digest: Hex32; tensors: Tensor[] }> {
-    const pointer = await currentModelPointer(coordinator(), store, taskId, fromBlock);
-    return { digest: pointer.digest, tensors: (await fetchModel(store, pointer, spec)).tensors };
+    const pointer = await currentModelPointer(coordinator(), world.store, taskId, world.fromBlock);
+    return { digest: pointer.digest, tensors: (await fetchModel(world.store, pointer, spec)).tensors };
   }
 
   /** Every client trains honestly on its 100 digits, commits, then reveals: the round reaches Aggregation. */
@@ -87,10 +82,10 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
       const data = shard(pool, i);
       const { delta } = await trainLocal({ spec, globalWeights: base.tensors, data, epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: i * 100 + Number(round) });
       const bytes = encodeUpdate(delta, { taskId, round, participant: people[i].address, baseModelDigest: base.digest, numSamples: 100, kind: "delta", modelSpecDigest: modelSpecDigest(spec), extra: {} });
-      await store.pin((await store.put(bytes)).cid);
+      await world.store.pin((await world.store.put(bytes)).cid);
       const digest = sha256Digest(bytes);
       const salt = randomSalt();
-      const commitment = commitmentOf({ chainId, coordinator: coordinatorAddress, taskId, round, participant: people[i].address, updateDigest: digest, salt });
+      const commitment = commitmentOf({ chainId: world.chainId, coordinator: world.coordinatorAddress, taskId, round, participant: people[i].address, updateDigest: digest, salt });
       await send("commit", () => coordinator(people[i]).commit(taskId, round, commitment));
       reveals.push(() => send("reveal", () => coordinator(people[i]).reveal(taskId, round, digest, 100n, salt, ZERO_ROOT)));
     }
@@ -110,7 +105,6 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     ).taskId;
   before(async () => {
     world = await openTaskWorld(ethers, { prefix: "anchorfl-state-", funded: 2 + CLIENTS });
-    ({ store, owner, coordinatorAddress, chainId, fromBlock } = world);
     aggregator = world.signers[1];
     people = world.signers.slice(2, 2 + CLIENTS);
     adamTask = await newTask();
@@ -140,12 +134,12 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
       const summary = await aggregateOnce(contextFor(aggregator), adamTask, aggregatorOptions(ADAM));
       expect(summary).to.deep.include({ status: "submitted", phase: "Finalized" });
       expect(summary.counts.accepted).to.equal(CLIENTS);
-      const report = await fetchReport(store, summary.result!.reportDigest);
+      const report = await fetchReport(world.store, summary.result!.reportDigest);
       expect(report.optimizer).to.deep.equal({ name: "fedadam", params: { lr: 0.05 } });
       expect(report.state?.map((s) => s.name)).to.deep.equal([OPTIMIZER_STATE]);
-      expect(await store.isPinned(report.state![0])).to.equal(true);
+      expect(await world.store.isPinned(report.state![0])).to.equal(true);
       // The pinned state says what it is and how many server steps it holds.
-      const file = decodeSafetensors(await store.get(report.state![0]));
+      const file = decodeSafetensors(await world.store.get(report.state![0]));
       expect(file.metadata).to.include({ anchorfl_state: OPTIMIZER_STATE, optimizer: "fedadam", task_id: String(adamTask), round: String(round) });
       const state = serverStateFromTensors(file.tensors);
       expect(state.t).to.equal(k + 1, "one server step per finalized round");
@@ -156,41 +150,41 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     expect(lines.some((l) => l.includes("aggregating with fedavg + fedadam"))).to.equal(true);
 
     for (const round of [1n, 2n, 3n]) {
-      const v = await verifyRound(coordinator(), store, ids(adamTask, round));
+      const v = await verifyRound(coordinator(), world.store, ids(adamTask, round));
       expect(v.ok, formatVerify(v).join("\n")).to.equal(true);
       expect(v.parts.map((p) => p.part)).to.deep.equal(["model", "report", "rewardsRoot", "rewardsTotal", "slashes", `state ${OPTIMIZER_STATE}`]);
       expect(formatVerify(v)[0]).to.include("+ server optimiser fedadam");
     }
 
     // The carried state matters: round 3 re-run from zero state gives another model.
-    const inputs = await gatherRound(coordinator(), store, ids(adamTask, 3n), { lookback: DEFAULT_POLICY.lookback });
+    const inputs = await gatherRound(coordinator(), world.store, ids(adamTask, 3n), { lookback: DEFAULT_POLICY.lookback });
     const run = (previous: Parameters<typeof encodeOptimizerState>[0]) =>
       aggregateRound({ ...inputs, rule: { name: "fedavg", params: {} }, optimizer: { name: "fedadam", params: { lr: 0.05 }, previous }, policy: DEFAULT_POLICY, softwareVersion: reports[2].software.version });
-    const carried = await previousOptimizerState(store, inputs.previous, "fedadam", d);
+    const carried = await previousOptimizerState(world.store, inputs.previous, "fedadam", d);
     expect(carried.t).to.equal(2);
     const [a, b] = [await run(carried), await run(carried)];
     expect(sha256Digest(a.modelBytes)).to.equal(reports[2].model.digest, "the same bytes as the aggregator's run");
     expect(Buffer.from(b.modelBytes).equals(Buffer.from(a.modelBytes))).to.equal(true, "two runs, the same model bytes");
     expect(Buffer.from(b.stateFiles[0].bytes).equals(Buffer.from(a.stateFiles[0].bytes))).to.equal(true, "two runs, the same state bytes");
-    const fresh = await run(await previousOptimizerState(store, undefined, "fedadam", d));
+    const fresh = await run(await previousOptimizerState(world.store, undefined, "fedadam", d));
     expect(sha256Digest(fresh.modelBytes)).not.to.equal(reports[2].model.digest);
   });
 
   it("a round whose report names a tampered state file fails verify, naming the state", async () => {
     const round = await playRound(adamTask);
-    const inputs = await gatherRound(coordinator(), store, ids(adamTask, round), { lookback: DEFAULT_POLICY.lookback });
-    const previous = await previousOptimizerState(store, inputs.previous, "fedadam", d);
+    const inputs = await gatherRound(coordinator(), world.store, ids(adamTask, round), { lookback: DEFAULT_POLICY.lookback });
+    const previous = await previousOptimizerState(world.store, inputs.previous, "fedadam", d);
     const honest = await aggregateRound({ ...inputs, rule: { name: "fedavg", params: {} }, optimizer: { name: "fedadam", params: { lr: 0.05 }, previous }, policy: DEFAULT_POLICY, softwareVersion: "0.1.0" });
     // The aggregator publishes the right model, but a state file whose momentum it doubled.
     const real = decodeSafetensors(honest.stateFiles[0].bytes);
     const doubled = real.tensors.map((t) => (t.name === "m" ? { ...t, data: t.data.map((x) => 2 * x) } : t));
     const tamperedState = encodeSafetensors(doubled, real.metadata);
-    await store.pin((await store.put(tamperedState)).cid);
+    await world.store.pin((await world.store.put(tamperedState)).cid);
     const content = await describeContent(tamperedState);
     const report = { ...honest.report, state: [{ name: OPTIMIZER_STATE, digest: content.digest, contentRoot: content.contentRoot }] };
     const reportBytes = encodeReport(report);
-    await store.pin((await store.put(reportBytes)).cid);
-    await store.pin((await store.put(honest.modelBytes)).cid);
+    await world.store.pin((await world.store.put(reportBytes)).cid);
+    await world.store.pin((await world.store.put(honest.modelBytes)).cid);
     const r = honest.result;
     await send("submit tampered", () =>
       coordinator(aggregator).submitResult(adamTask, round, {
@@ -201,7 +195,7 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
         slashes: r.slashes.map((s) => ({ participant: s.participant, reason: slashReasonCode(s.reason) })),
       }),
     );
-    const v = await verifyRound(coordinator(), store, ids(adamTask, round));
+    const v = await verifyRound(coordinator(), world.store, ids(adamTask, round));
     expect(v.ok).to.equal(false);
     expect(v.parts.filter((p) => !p.match).map((p) => p.part)).to.deep.equal(["report", `state ${OPTIMIZER_STATE}`]);
     const text = formatVerify(v).join("\n");
@@ -213,7 +207,7 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     const previous = { round: 2n, report: finalized };
     const withState = (digest: Hex32, name = OPTIMIZER_STATE): AggregationReport => ({ ...finalized, state: [{ name, digest, contentRoot: ZERO_ROOT }] });
     const refused = async (report: AggregationReport, pattern: RegExp) => {
-      const error = await previousOptimizerState(store, { ...previous, report }, "fedadam", d, 500).then(
+      const error = await previousOptimizerState(world.store, { ...previous, report }, "fedadam", d, 500).then(
         () => expect.fail("expected the state to be refused"),
         (e: Error) => e,
       );
@@ -221,8 +215,8 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
       expect(error.message).to.include("state server-optimizer of task").and.match(pattern);
     };
     const binding = { taskId: adamTask, round: 2n, modelSpecDigest: finalized.modelSpecDigest, baseModelDigest: finalized.baseModelDigest };
-    const good = decodeOptimizerState(await store.get(finalized.state![0]), "fedadam", d, binding);
-    const put = async (bytes: Uint8Array) => (await store.put(bytes)).digest as Hex32;
+    const good = decodeOptimizerState(await world.store.get(finalized.state![0]), "fedadam", d, binding);
+    const put = async (bytes: Uint8Array) => (await world.store.put(bytes)).digest as Hex32;
 
     await refused(withState(sha256Digest(Uint8Array.of(1, 2, 3))), /could not be had/);
     const otherRound = encodeOptimizerState(good, { name: "fedadam", params: {} }, { ...binding, round: 1n });
@@ -235,7 +229,7 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     await refused(withState(finalized.model.digest), /refused/);
 
     expect(() => checkStateNames(withState(finalized.state![0].digest, "reputation-scores"))).to.throw(StateFileError, 'unknown state "reputation-scores"');
-    await fetchState(store, withState(finalized.state![0].digest, "error-feedback"), OPTIMIZER_STATE, () => 0).then(
+    await fetchState(world.store, withState(finalized.state![0].digest, "error-feedback"), OPTIMIZER_STATE, () => 0).then(
       () => expect.fail("expected an unknown state to be refused"),
       (e: Error) => expect(e).to.be.instanceOf(StateFileError).and.have.property("message").that.includes("error-feedback"),
     );
@@ -247,22 +241,22 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     const round = await playRound(trustTask);
     const summary = await aggregateOnce(contextFor(aggregator), trustTask, aggregatorOptions(TRUST));
     expect(summary).to.deep.include({ status: "submitted", phase: "Finalized" });
-    const report = await fetchReport(store, summary.result!.reportDigest);
+    const report = await fetchReport(world.store, summary.result!.reportDigest);
     expect(report.rule.name).to.equal("fltrust");
     expect(report.serverUpdate).to.deep.include({ rootData: "mnist-root:3:64", backend: "wasm" });
     expect(report.serverUpdate!.training).to.deep.equal({ epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 3 });
     expect(report.state?.map((s) => s.name)).to.deep.equal([SERVER_UPDATE_STATE]);
-    expect(await store.isPinned(report.state![0])).to.equal(true);
+    expect(await world.store.isPinned(report.state![0])).to.equal(true);
     // Honest clients point the same way as the server: each earns trust (score = 1 - trust < 1).
     for (const p of report.participants) expect(p.score).to.be.lessThan(1);
     expect((await loadRootData("mnist-root:3:64")).n).to.equal(64);
 
     // Same backend, same inputs: the server update file is the same bytes twice.
-    const inputs = await gatherRound(coordinator(), store, ids(trustTask, round), { lookback: DEFAULT_POLICY.lookback });
+    const inputs = await gatherRound(coordinator(), world.store, ids(trustTask, round), { lookback: DEFAULT_POLICY.lookback });
     const again = await serverUpdateFile(inputs, { rootData: "mnist-root:3:64", training: {} });
     expect(sha256Digest(again.bytes)).to.equal(report.state![0].digest);
 
-    const v = await verifyRound(coordinator(), store, ids(trustTask, round));
+    const v = await verifyRound(coordinator(), world.store, ids(trustTask, round));
     const text = formatVerify(v).join("\n");
     console.log(text.replace(/^/gm, "      "));
     expect(v.ok, text).to.equal(true);
@@ -272,7 +266,7 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     expect(text).to.include("verified: the round reproduces exactly (exact given the pinned server update; the server update itself checked approximately)");
 
     // Beyond the tolerance the approximate check fails, and says by how much.
-    const pinned = decodeSafetensors(await store.get(report.state![0])).tensors;
+    const pinned = decodeSafetensors(await world.store.get(report.state![0])).tensors;
     const flat = flatten(pinned);
     const off = compareServerUpdates(flat, pinned.map((t) => ({ ...t, data: t.data.map((x, i) => x * (i % 2 ? 1.1 : 0.9)) })));
     expect(off.match).to.equal(false);
@@ -282,9 +276,9 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
   it("fltrust with fedyogi on top: both state files named, sorted, and verified", async () => {
     const round = await playRound(trustTask);
     const summary = await aggregateOnce(contextFor(aggregator), trustTask, aggregatorOptions({ ...TRUST, optimizer: "fedyogi" }));
-    const report = await fetchReport(store, summary.result!.reportDigest);
+    const report = await fetchReport(world.store, summary.result!.reportDigest);
     expect(report.state?.map((s) => s.name)).to.deep.equal([SERVER_UPDATE_STATE, OPTIMIZER_STATE]);
-    const v = await verifyRound(coordinator(), store, ids(trustTask, round));
+    const v = await verifyRound(coordinator(), world.store, ids(trustTask, round));
     expect(v.ok, formatVerify(v).join("\n")).to.equal(true);
     expect(v.parts.filter((p) => p.part.startsWith("state")).map((p) => p.part)).to.deep.equal([`state ${OPTIMIZER_STATE}`, `state ${SERVER_UPDATE_STATE}`]);
     expect(v.serverUpdate?.match).to.equal(true);
