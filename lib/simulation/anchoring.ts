@@ -196,7 +196,7 @@ const PART_OF: Record<TimedPart, Part> = { train: "training", encode: "encoding"
 const AGGREGATOR_PART: Partial<Record<AggregatorStep, Part>> = { gathered: "fetch-verify", aggregated: "aggregation", submitted: "chain-tx" };
 
 /** The gas of a round's receipts, by function. */
-export function roundGas(receipts: readonly Receipt[], clients: number): RoundGas {
+function roundGas(receipts: readonly Receipt[], clients: number): RoundGas {
   const of = (name: string) => receipts.filter((r) => r.name === name).map((r) => r.gasUsed);
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   const known = ["commit", "reveal", "submitResult", "openRound"];
@@ -212,7 +212,7 @@ export function roundGas(receipts: readonly Receipt[], clients: number): RoundGa
   };
 }
 
-export function checkAnchoringSettings(s: AnchoringSettings): void {
+function checkAnchoringSettings(s: AnchoringSettings): void {
   const bad: string[] = [];
   if (!Number.isInteger(s.clients) || s.clients < 1 || s.clients > 1_000) bad.push(`clients must be an integer in 1..1000, got ${s.clients}`);
   if (!Number.isInteger(s.rounds) || s.rounds < 1) bad.push(`rounds must be a positive integer, got ${s.rounds}`);

@@ -86,7 +86,7 @@ export interface SimulationResult {
 }
 
 /** A stable, readable stand-in address per client: 0x…01, 0x…02, … */
-export function simulatedAddress(client: number): string {
+function simulatedAddress(client: number): string {
   return getAddress(`0x${(client + 1).toString(16).padStart(40, "0")}`);
 }
 
