@@ -4,7 +4,7 @@
 // copied; rows within the bound are used as they are.
 import { RuleParameterError } from "./errors.js";
 import type { Prepared } from "./input.js";
-import { sortRange } from "./select.js";
+import { medianOf } from "./select.js";
 import type { ClipOption } from "./types.js";
 
 export interface Clipped {
@@ -38,14 +38,6 @@ export function clipRows(input: Prepared, clip: ClipOption): Clipped {
     return out;
   });
   return { rows, factors, bound };
-}
-
-/** Median of a few numbers (the mean of the two middle ones when there is an even count). */
-function medianOf(values: ArrayLike<number>): number {
-  const sorted = Float64Array.from(values);
-  sortRange(sorted, 0, sorted.length);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** The rows a rule should use: clipped when asked (with the factors and bound for the report), the inputs otherwise. */

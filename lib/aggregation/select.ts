@@ -136,6 +136,14 @@ export function sortRange(buf: Float64Array, lo: number, hi: number): void {
   insertionSort(buf, lo, hi);
 }
 
+/** Median of a few numbers (the mean of the two middle ones when there is an even count); the one median helper of clipping, the anomaly detector and the verdict policy. */
+export function medianOf(values: ArrayLike<number>): number {
+  const sorted = Float64Array.from(values);
+  sortRange(sorted, 0, sorted.length);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 export function medianOfThree(x: number, y: number, z: number): number {
   if (x < y) return y < z ? y : x < z ? z : x;
   return x < z ? x : y < z ? z : y;

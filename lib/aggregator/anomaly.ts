@@ -11,6 +11,7 @@
 // drawn from the project's seeded PRNG with a seed derived from task and round, coordinate by
 // coordinate in a fixed order, so anyone re-running the round gets the same scores bit for bit.
 import { sumOfSquares, dot } from "../aggregation/kernels.js";
+import { medianOf } from "../aggregation/select.js";
 import { compareAddresses } from "../chain/coordinator.js";
 import { Random } from "../random.js";
 
@@ -55,12 +56,6 @@ export interface AnomalyScore {
   readonly signals: number;
   /** score above the threshold. (Two views agreeing below it also caught ALIE, but flagged honest clients at 40% attackers.) */
   readonly flagged: boolean;
-}
-
-export function medianOf(values: readonly number[]): number {
-  const s = [...values].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Robust z-scores (x - median) / (1.4826 MAD), clamped to +-Z_LIMIT; with no spread, any deviation is the limit. */

@@ -17,12 +17,13 @@
 // clients overlap, see docs/BENCHMARKS.md "detection").
 import { coordinateMedian } from "../aggregation/index.js";
 import { dot, sumOfSquares } from "../aggregation/kernels.js";
+import { medianOf } from "../aggregation/select.js";
 import { compareAddresses } from "../chain/coordinator.js";
 import type { UpdateMetadata } from "../codec/update-metadata.js";
 import { AnchorFLError } from "../errors.js";
 import type { AnomalyOption, TaskOptions } from "../protocol/options.js";
 import type { EvidenceValue, Verdict } from "../protocol/report.js";
-import { DEFAULT_ANOMALY, anomalyScores, medianOf, type AnomalyScore } from "./anomaly.js";
+import { DEFAULT_ANOMALY, anomalyScores, type AnomalyScore } from "./anomaly.js";
 import { readTelemetry, telemetryFindings, type Telemetry } from "./telemetry.js";
 
 export class PolicyParameterError extends AnchorFLError {}
