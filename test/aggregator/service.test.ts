@@ -21,7 +21,7 @@ import { verifyRound, formatVerify } from "../../lib/aggregator/verify.js";
 import { gatherRound } from "../../lib/aggregator/gather.js";
 import { DEFAULT_POLICY } from "../../lib/aggregator/policy.js";
 import { DEFAULT_RULE, DEFAULT_RULE_PARAMS, aggregateRound } from "../../lib/aggregator/round.js";
-import { SLASH_REASONS, readRound, send, slashReasonCode } from "../../lib/chain/coordinator.js";
+import { SLASH_REASONS, readRound, send } from "../../lib/chain/coordinator.js";
 import { allEvents } from "../../lib/chain/logs.js";
 import { encodeUpdate } from "../../lib/codec/update-file.js";
 import { commitmentOf, randomSalt } from "../../lib/commitment.js";
@@ -33,7 +33,7 @@ import { ZERO_ROOT } from "../../lib/store/index.js";
 import type { Tensor } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
-import { createTestTask, openTaskWorld, shard, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
+import { createTestTask, openTaskWorld, shard, submittedResult, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers, networkHelpers } = await network.create();
 const { time } = networkHelpers;
@@ -235,18 +235,7 @@ describe("aggregator service: verdicts, quorum, restart and verify on the in-pro
     const bytes = encodeReport(tampered);
     await world.store.pin((await world.store.put(bytes)).cid);
     await world.store.pin((await world.store.put(honest.modelBytes)).cid);
-    const r = honest.result;
-    for (const a of aggregators) {
-      await send("submit tampered", () =>
-        coordinator(a).submitResult(taskId, round, {
-          newModelDigest: r.newModelDigest,
-          reportDigest: sha256Digest(bytes),
-          rewardsRoot: r.rewardsRoot,
-          rewardsTotal: r.rewardsTotal,
-          slashes: r.slashes.map((s) => ({ participant: s.participant, reason: slashReasonCode(s.reason) })),
-        }),
-      );
-    }
+    for (const a of aggregators) await send("submit tampered", () => coordinator(a).submitResult(taskId, round, submittedResult(honest.result, sha256Digest(bytes))));
     const v = await verifyRound(coordinator(), world.store, { chainId: world.chainId, taskId, round, fromBlock: world.fromBlock });
     expect(v.ok).to.equal(false);
     expect(v.parts.filter((p) => !p.match).map((p) => p.part)).to.deep.equal(["report"]);

@@ -29,7 +29,7 @@ import {
   previousOptimizerState,
 } from "../../lib/aggregator/state.js";
 import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
-import { readRound, send, slashReasonCode } from "../../lib/chain/coordinator.js";
+import { readRound, send } from "../../lib/chain/coordinator.js";
 import { decodeSafetensors, encodeSafetensors } from "../../lib/codec/safetensors.js";
 import { encodeUpdate } from "../../lib/codec/update-file.js";
 import { commitmentOf, randomSalt } from "../../lib/commitment.js";
@@ -41,7 +41,7 @@ import { ZERO_ROOT, describeContent } from "../../lib/store/index.js";
 import { flatten, type Tensor } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
-import { TOKEN, createTestTask, openTaskWorld, shard, type Account, type TaskWorld } from "../helpers/task-world.js";
+import { TOKEN, createTestTask, openTaskWorld, shard, submittedResult, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers } = await network.create();
 
@@ -185,16 +185,7 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
     const reportBytes = encodeReport(report);
     await world.store.pin((await world.store.put(reportBytes)).cid);
     await world.store.pin((await world.store.put(honest.modelBytes)).cid);
-    const r = honest.result;
-    await send("submit tampered", () =>
-      coordinator(aggregator).submitResult(adamTask, round, {
-        newModelDigest: r.newModelDigest,
-        reportDigest: sha256Digest(reportBytes),
-        rewardsRoot: r.rewardsRoot,
-        rewardsTotal: r.rewardsTotal,
-        slashes: r.slashes.map((s) => ({ participant: s.participant, reason: slashReasonCode(s.reason) })),
-      }),
-    );
+    await send("submit tampered", () => coordinator(aggregator).submitResult(adamTask, round, submittedResult(honest.result, sha256Digest(reportBytes))));
     const v = await verifyRound(coordinator(), world.store, ids(adamTask, round));
     expect(v.ok).to.equal(false);
     expect(v.parts.filter((p) => !p.match).map((p) => p.part)).to.deep.equal(["report", `state ${OPTIMIZER_STATE}`]);

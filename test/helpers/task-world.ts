@@ -12,7 +12,10 @@ import { initBackend } from "../../client/model/backend.js";
 import type { ModelSpec } from "../../client/model/spec.js";
 import { join } from "../../client/participant/account.js";
 import { Participant, type ParticipantOptions } from "../../client/participant/round.js";
+import type { RoundResult } from "../../lib/aggregator/round.js";
+import { slashReasonCode } from "../../lib/chain/coordinator.js";
 import { resolveSettings } from "../../lib/config.js";
+import type { Hex32 } from "../../lib/digest.js";
 import { createTask, fundTask, publishGenesis, type PublishedGenesis, type TaskConfig } from "../../lib/protocol/task.js";
 import { EmbeddedStore } from "../../lib/store/index.js";
 import { makeContext, type Context } from "../../scripts/commands/context.js";
@@ -151,4 +154,18 @@ export function testParticipant(world: TaskWorld, { signer, taskId, data, seed, 
     pollMs: 20,
     ...rest,
   });
+}
+
+/**
+ * What submitResult takes for a computed round, naming `reportDigest` as its report: the tests that
+ * publish a tampered report next to the honest model, rewards and slashes.
+ */
+export function submittedResult(r: RoundResult, reportDigest: Hex32) {
+  return {
+    newModelDigest: r.newModelDigest,
+    reportDigest,
+    rewardsRoot: r.rewardsRoot,
+    rewardsTotal: r.rewardsTotal,
+    slashes: r.slashes.map((s) => ({ participant: s.participant, reason: slashReasonCode(s.reason) })),
+  };
 }

@@ -23,13 +23,13 @@ import { penalizeDissenters, swarmPlan } from "../../lib/aggregator/swarm.js";
 import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
 import { formatRoundReport } from "../../lib/audit/format.js";
 import { AuditReader } from "../../lib/audit/history.js";
-import { readRound, send, slashReasonCode } from "../../lib/chain/coordinator.js";
+import { readRound, send } from "../../lib/chain/coordinator.js";
 import { sha256Digest } from "../../lib/digest.js";
 import { encodeReport } from "../../lib/protocol/report.js";
 import { openRound } from "../../lib/protocol/task.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
-import { TOKEN, createTestTask, openTaskWorld, shard, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
+import { TOKEN, createTestTask, openTaskWorld, shard, submittedResult, testParticipant, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers } = await network.create();
 
@@ -159,13 +159,7 @@ describe("swarm mode: clients as aggregators, quorum 3 of 4, reputation verified
     const tampered = encodeReport({ ...out.report, reputation: { ...rep, scores: rep.scores.map((s, i) => (i === 0 ? { ...s, reputation: 0.99 } : s)) } });
     await world.store.pin((await world.store.put(out.modelBytes)).cid);
     await world.store.pin((await world.store.put(tampered)).cid);
-    const result = {
-      newModelDigest: out.result.newModelDigest,
-      reportDigest: sha256Digest(tampered),
-      rewardsRoot: out.result.rewardsRoot,
-      rewardsTotal: out.result.rewardsTotal,
-      slashes: out.result.slashes.map((s) => ({ participant: s.participant, reason: slashReasonCode(s.reason) })),
-    };
+    const result = submittedResult(out.result, sha256Digest(tampered));
     for (const i of [0, 1, 2]) await send("submit tampered", () => coordinator(members[i]).submitResult(taskId, round, result));
     expect((await readRound(coordinator(), taskId, round)).phase).to.equal("Finalized");
 
