@@ -12,7 +12,7 @@ import { DEFAULT_ROOT_DATA, DEFAULT_ROOT_TRAINING, DEFAULT_SERVER_UPDATE_TOLERAN
 import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
 import { describeContent } from "../../lib/store/index.js";
 
-import { openContext, parseId, withContext, type GlobalOptions } from "./context.js";
+import { parseId, withContext, type GlobalOptions } from "./context.js";
 import { CommandOptionError, parseInteger } from "./task.js";
 
 interface RuleFlags {
@@ -189,19 +189,20 @@ export function register(program: Command): void {
     .option("--fetch-timeout <seconds>", "per file", "30")
     .option("--json", "print the comparison as JSON")
     .action(async (o: { task: string; round: string; eval?: boolean; serverUpdateTolerance: string; fetchTimeout: string; json?: boolean }, cmd: Command) => {
-      const ctx = await openContext(cmd.optsWithGlobals() as GlobalOptions, { readOnly: true });
-      try {
-        const ids = { chainId: ctx.chainId, taskId: parseId(o.task, "--task"), round: parseId(o.round, "--round"), fromBlock: ctx.fromBlock };
-        const v = await verifyRound(ctx.coordinator, await ctx.store(), ids, {
-          evaluate: o.eval,
-          serverUpdateTolerance: positiveNumber(o.serverUpdateTolerance, "--server-update-tolerance"),
-          fetchTimeoutMs: seconds(o.fetchTimeout, "--fetch-timeout"),
-        });
-        console.log(o.json ? JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x), 2) : formatVerify(v).join("\n"));
-        if (!v.ok) process.exitCode = 1;
-      } finally {
-        await ctx.close();
-      }
+      await withContext(
+        cmd.optsWithGlobals() as GlobalOptions,
+        async (ctx) => {
+          const ids = { chainId: ctx.chainId, taskId: parseId(o.task, "--task"), round: parseId(o.round, "--round"), fromBlock: ctx.fromBlock };
+          const v = await verifyRound(ctx.coordinator, await ctx.store(), ids, {
+            evaluate: o.eval,
+            serverUpdateTolerance: positiveNumber(o.serverUpdateTolerance, "--server-update-tolerance"),
+            fetchTimeoutMs: seconds(o.fetchTimeout, "--fetch-timeout"),
+          });
+          console.log(o.json ? JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x), 2) : formatVerify(v).join("\n"));
+          if (!v.ok) process.exitCode = 1;
+        },
+        { readOnly: true },
+      );
     });
 
   addRuleOptions(

@@ -7,7 +7,7 @@ import { formatHistory, formatRoundReport, historyJson, selectRound } from "../.
 import { AuditReader } from "../../lib/audit/history.js";
 import { StoreError, type ContentStore } from "../../lib/store/index.js";
 import { startDashboard, type DashboardConnection } from "../../web/server.js";
-import { openContext, parseId, type Context, type GlobalOptions } from "./context.js";
+import { openContext, parseId, withContext, type Context, type GlobalOptions } from "./context.js";
 
 /** The context's store, or null with a warning when it cannot be opened: the on-chain part stands on its own. */
 async function storeOrNull(ctx: Context, warn: (line: string) => void): Promise<ContentStore | null> {
@@ -60,12 +60,7 @@ export function register(program: Command): void {
     .option("--round <n>", "one round in detail, with the report's per-participant verdicts and reasons")
     .option("--json", "machine-readable JSON (amounts as decimal strings)")
     .action(async (o: AuditOptions, cmd: Command) => {
-      const ctx = await openContext(cmd.optsWithGlobals(), { readOnly: true });
-      try {
-        await runAudit(ctx, o, (text) => console.log(text));
-      } finally {
-        await ctx.close();
-      }
+      await withContext(cmd.optsWithGlobals(), (ctx) => runAudit(ctx, o, (text) => console.log(text)), { readOnly: true });
     });
   program
     .command("dashboard")
