@@ -8,6 +8,7 @@
 // Each option has one section below: its type, its defaults and its validator. Validators
 // return every problem they find, named by path, so a spec received from others is refused
 // with all its faults at once.
+import { COMPRESSION_SCHEMES, type CompressionScheme } from "../codec/update-metadata.js";
 import { AnchorFLError } from "../errors.js";
 
 export class TaskOptionsError extends AnchorFLError {}
@@ -16,7 +17,7 @@ export class TaskOptionsError extends AnchorFLError {}
 
 /** How participants encode their update files (absent: float32, uncompressed). */
 export interface CompressionOption {
-  readonly scheme: "f16" | "i8" | "topk";
+  readonly scheme: CompressionScheme;
   /** topk only: the fraction of coordinates each update keeps, in (0, 1]. */
   readonly fraction?: number;
   /**
@@ -41,6 +42,8 @@ export function parseCompression(text: string): CompressionOption {
   return option;
 }
 
+const SCHEME_LIST = COMPRESSION_SCHEMES.map((x) => `"${x}"`).join(", ").replace(/, ([^,]*)$/, " or $1");
+
 const COMPRESSION_KEYS = ["scheme", "fraction", "errorFeedback"];
 
 function compressionProblems(v: Record<string, unknown>): string[] {
@@ -48,7 +51,7 @@ function compressionProblems(v: Record<string, unknown>): string[] {
   if (v.errorFeedback !== undefined && (v.scheme !== "topk" || typeof v.errorFeedback !== "boolean")) {
     out.push(`options.compression.errorFeedback must be a boolean, for topk only, found ${JSON.stringify(v.errorFeedback)}`);
   }
-  if (!["f16", "i8", "topk"].includes(v.scheme as string)) out.push(`options.compression.scheme must be "f16", "i8" or "topk", found ${JSON.stringify(v.scheme)}`);
+  if (!(COMPRESSION_SCHEMES as readonly unknown[]).includes(v.scheme)) out.push(`options.compression.scheme must be ${SCHEME_LIST}, found ${JSON.stringify(v.scheme)}`);
   if (v.scheme === "topk" && !(typeof v.fraction === "number" && v.fraction > 0 && v.fraction <= 1)) {
     out.push(`options.compression.fraction must be a number in (0, 1] for topk, found ${JSON.stringify(v.fraction)}`);
   }
