@@ -25,10 +25,10 @@ import { fetchModel } from "../../lib/protocol/models.js";
 import { REPORT_FORMAT, encodeReport, type AggregationReport } from "../../lib/protocol/report.js";
 import { openRound } from "../../lib/protocol/task.js";
 import { allocateRewards, buildRewardsTree } from "../../lib/rewards.js";
-import { EmbeddedStore, StoreUnavailableError, ZERO_ROOT } from "../../lib/store/index.js";
+import { StoreUnavailableError, ZERO_ROOT } from "../../lib/store/index.js";
 import { makeContext, type Context } from "../../scripts/commands/context.js";
 import { freePort } from "../helpers/hardhat-node.js";
-import { AnchorCoordinator__factory, type AnchorCoordinator, type DemoToken } from "../../types/ethers-contracts/index.js";
+import { AnchorCoordinator__factory, type AnchorCoordinator } from "../../types/ethers-contracts/index.js";
 import { TOKEN, createTestTask, openTaskWorld, shard, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers, networkHelpers } = await network.create();
@@ -54,16 +54,9 @@ async function expectRejection(p: Promise<unknown>, type: new (...args: never[])
 describe("participant: rounds on the in-process chain with an embedded store", function () {
   this.timeout(120_000);
   let world: TaskWorld;
-  let dir: string;
-  let store: EmbeddedStore;
-  let owner: Account;
   let clients: Account[];
   let outsider: Account;
-  let coordinatorAddress: string;
-  let token: DemoToken;
   let taskId: bigint;
-  let chainId: bigint;
-  let fromBlock: number;
   let genesisDigest: Hex32;
   let shards: Dataset[];
   const lines: string[] = [];
@@ -87,19 +80,19 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     if (step === at) throw new Crash(`simulated crash after ${step}`);
   };
 
-  const coordinator = (): AnchorCoordinator => world.coordinator(owner);
+  const coordinator = (): AnchorCoordinator => world.coordinator();
 
   /** Finalizes the current round as the (only) aggregator would, with a real model file and report. */
   async function finalize(rewarded: string[], slashedNoReveal: string[], tamper = false): Promise<void> {
     const c = coordinator();
     const round = await c.currentRound(taskId);
     // Any well-formed model will do here: carry the current one forward under the new round's metadata.
-    const weights = (await fetchModel(store, { digest: (await c.globalModel(taskId)) as Hex32, contentRoot: ZERO_ROOT }, spec)).tensors;
-    const model = await store.put(
+    const weights = (await fetchModel(world.store, { digest: (await c.globalModel(taskId)) as Hex32, contentRoot: ZERO_ROOT }, spec)).tensors;
+    const model = await world.store.put(
       encodeUpdate(weights, {
         taskId,
         round,
-        participant: owner.address,
+        participant: world.owner.address,
         baseModelDigest: (await c.globalModel(taskId)) as Hex32,
         numSamples: 100 * rewarded.length,
         kind: "model",
@@ -107,15 +100,15 @@ describe("participant: rounds on the in-process chain with an embedded store", f
         extra: {},
       }),
     );
-    await store.pin(model.cid);
+    await world.store.pin(model.cid);
     const allocations = allocateRewards(BUDGET, rewarded.map((account) => ({ account, weight: 100n })));
     const tree = buildRewardsTree(allocations);
     // A tampered report promises more than the tree the aggregator put on chain.
     const published = tamper ? allocations.map((a) => ({ ...a, amount: a.amount * 2n })) : allocations;
     const report: AggregationReport = {
       format: REPORT_FORMAT,
-      chainId: chainId.toString(),
-      coordinator: coordinatorAddress,
+      chainId: world.chainId.toString(),
+      coordinator: world.coordinatorAddress,
       taskId: taskId.toString(),
       round: round.toString(),
       baseModelDigest: (await c.globalModel(taskId)) as Hex32,
@@ -128,8 +121,8 @@ describe("participant: rounds on the in-process chain with an embedded store", f
       slashes: slashedNoReveal.map((participant) => ({ participant, reason: "NoReveal" as const })),
       software: { name: "anchorfl", version: "test" },
     };
-    const reportFile = await store.put(encodeReport(report));
-    await store.pin(reportFile.cid);
+    const reportFile = await world.store.put(encodeReport(report));
+    await world.store.pin(reportFile.cid);
     const phase = await c.roundPhase(taskId, round);
     if (phase !== 3n) await time.increaseTo((await c.roundInfo(taskId, round)).revealEnd);
     await send("submit", () =>
@@ -145,14 +138,13 @@ describe("participant: rounds on the in-process chain with an embedded store", f
 
   before(async () => {
     world = await openTaskWorld(ethers, { prefix: "anchorfl-participant-", funded: 4 });
-    ({ dir, store, owner, token, coordinatorAddress, chainId, fromBlock } = world);
     clients = world.signers.slice(1, 4);
     outsider = world.signers[4];
     const c = coordinator();
     const task = await createTestTask(world, { spec });
     taskId = task.taskId;
     genesisDigest = task.genesis.model.digest;
-    await (await token.approve(coordinatorAddress, 10n * TOKEN)).wait();
+    await (await world.token.approve(world.coordinatorAddress, 10n * TOKEN)).wait();
     await send("bond", () => c.bondAggregator(taskId));
 
     const { train } = await loadMnist();
@@ -168,18 +160,18 @@ describe("participant: rounds on the in-process chain with an embedded store", f
       const stake = await join(contextFor(s), taskId, 150n * TOKEN);
       expect(stake).to.equal(150n * TOKEN);
     }
-    expect(await token.allowance(clients[0].address, coordinatorAddress)).to.equal(0n, "the permit allowed exactly the deposit");
+    expect(await world.token.allowance(clients[0].address, world.coordinatorAddress)).to.equal(0n, "the permit allowed exactly the deposit");
     await openRound(coordinator(), taskId);
 
     const outcomes = await Promise.all([0, 1, 2].map((i) => participant(i).participate()));
     expect(outcomes.map((o) => o.kind)).to.deep.equal(["revealed", "revealed", "revealed"]);
 
-    const reveals = await readReveals(coordinator(), taskId, 1n, { fromBlock });
+    const reveals = await readReveals(coordinator(), taskId, 1n, { fromBlock: world.fromBlock });
     expect(reveals.map((r) => r.participant).sort()).to.deep.equal(clients.map((s) => s.address).sort());
     for (const r of reveals) {
-      const bytes = await store.get({ digest: r.updateDigest, contentRoot: r.contentRoot });
+      const bytes = await world.store.get({ digest: r.updateDigest, contentRoot: r.contentRoot });
       expect(sha256Digest(bytes)).to.equal(r.updateDigest);
-      expect(await store.isPinned({ digest: r.updateDigest, contentRoot: r.contentRoot })).to.equal(true);
+      expect(await world.store.isPinned({ digest: r.updateDigest, contentRoot: r.contentRoot })).to.equal(true);
       const file = decodeUpdate(bytes);
       expect(file.metadata.participant).to.equal(r.participant);
       expect(file.metadata.baseModelDigest).to.equal(genesisDigest);
@@ -187,7 +179,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
       expect(r.numSamples).to.equal(100n);
       expect(Number(file.metadata.extra.loss_after)).to.be.lessThan(Number(file.metadata.extra.loss_before));
       expect(file.metadata.extra.backend).to.equal("wasm");
-      const journal = await readJournal(journalPath(dir, r.participant), r.participant);
+      const journal = await readJournal(journalPath(world.dir, r.participant), r.participant);
       expect(journal.entries.map((e) => [e.round, e.state, e.updateDigest])).to.deep.equal([["1", "revealed", r.updateDigest]]);
     }
     const order = lines.filter((l) => l.startsWith("p1 ")).map((l) => l.replace(/^p1 task \d+ round \d+: (\w+).*/, "$1"));
@@ -203,7 +195,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     await expectRejection(participant(0, { onStep: crashAt("committed") }).participate(), Crash);
     await expectRejection(participant(1, { onStep: crashAt("journaled") }).participate(), Crash);
     await expectRejection(participant(2, { onStep: crashAt("committed") }).participate(), Crash);
-    const before = await readJournal(journalPath(dir, clients[0].address), clients[0].address);
+    const before = await readJournal(journalPath(world.dir, clients[0].address), clients[0].address);
     const pending = before.entries.find((e) => e.round === String(round))!;
     expect(pending.state).to.equal("committed");
 
@@ -213,7 +205,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     await time.increaseTo((await coordinator().roundInfo(taskId, round)).commitEnd);
     const recovered = await participant(0).recover();
     expect(recovered.map((o) => [o.kind, o.round])).to.deep.equal([["revealed", round]]);
-    const reveals = await readReveals(coordinator(), taskId, round, { fromBlock });
+    const reveals = await readReveals(coordinator(), taskId, round, { fromBlock: world.fromBlock });
     expect(reveals.map((r) => [r.participant, r.updateDigest])).to.deep.equal([[clients[0].address, pending.updateDigest]]);
     expect(await participant(1).recover()).to.deep.equal([]);
     expect((await participant(1).entries()).map((e) => e.round)).to.deep.equal(["1"], "the commit that never landed is dropped");
@@ -231,11 +223,11 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     const status = await participantStatus(ctx, taskId);
     expect(status.claimable).to.equal(BUDGET / 3n);
     expect(status.problems.map((p) => [p.round, p.error.constructor])).to.deep.equal([[2n, RewardReportMismatchError]]);
-    const balance = await token.balanceOf(clients[0].address);
+    const balance = await world.token.balanceOf(clients[0].address);
     const out: string[] = [];
     const scan = await claimAll(ctx, taskId, (l) => out.push(l));
     expect(scan.claimable.map((c) => [c.round, c.amount])).to.deep.equal([[1n, BUDGET / 3n]]);
-    expect(await token.balanceOf(clients[0].address)).to.equal(balance + BUDGET / 3n);
+    expect(await world.token.balanceOf(clients[0].address)).to.equal(balance + BUDGET / 3n);
     expect(await coordinator().hasClaimed(taskId, 2n, clients[0].address)).to.equal(false);
     expect(out.some((l) => l.startsWith("round 2: not claimed"))).to.equal(true);
     expect((await claimAll(ctx, taskId)).claimable).to.deep.equal([], "nothing left to claim twice");
@@ -257,7 +249,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     const poor = new Participant({ ctx: contextFor(outsider), taskId, data: shards[0], training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 0 }, log: () => {} });
     await expectRejection(poor.participate(), NotEnoughStakeError, /needs 100000000000000000000 units of free stake/);
     // The contract's own refusal is translated the same way.
-    const c = AnchorCoordinator__factory.connect(coordinatorAddress, outsider);
+    const c = AnchorCoordinator__factory.connect(world.coordinatorAddress, outsider);
     const round = await c.currentRound(taskId);
     const error = await send("commit", () => c.commit(taskId, round, `0x${"ab".repeat(32)}`)).catch((e) => explainRevert(e, taskId));
     expect(error).to.be.instanceOf(NotEnoughStakeError);
@@ -288,7 +280,7 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     expect(await completeWithdrawal(ctx, taskId)).to.deep.equal({ withdrawn: 100n * TOKEN, stakeAfter: 50n * TOKEN });
     // 50 tokens left, below the 100-token minimum: refused before any training.
     await expectRejection(participant(1).participate(), NotEnoughStakeError);
-    const text = await readFile(journalPath(dir, clients[1].address), "utf8");
+    const text = await readFile(journalPath(world.dir, clients[1].address), "utf8");
     expect(JSON.parse(text).entries.every((e: { state: string }) => e.state === "revealed")).to.equal(true);
   });
 
@@ -301,11 +293,11 @@ describe("participant: rounds on the in-process chain with an embedded store", f
       participant(2, { behaviour: { kind: "malformed", corruption: "nan" } }).participate(),
     ]);
     expect([withheld.kind, stale.kind, malformed.kind]).to.deep.equal(["withheld", "revealed", "revealed"]);
-    const reveals = await readReveals(coordinator(), taskId, round, { fromBlock });
+    const reveals = await readReveals(coordinator(), taskId, round, { fromBlock: world.fromBlock });
     expect(reveals.map((r) => r.participant).sort()).to.deep.equal([clients[1].address, clients[2].address].sort());
     const file = async (who: string, r: bigint) => {
-      const x = (await readReveals(coordinator(), taskId, r, { fromBlock })).find((v) => v.participant === who)!;
-      return store.get({ digest: x.updateDigest, contentRoot: x.contentRoot });
+      const x = (await readReveals(coordinator(), taskId, r, { fromBlock: world.fromBlock })).find((v) => v.participant === who)!;
+      return world.store.get({ digest: x.updateDigest, contentRoot: x.contentRoot });
     };
     const round1 = decodeUpdate(await file(clients[1].address, 1n)).tensors;
     const resubmitted = decodeUpdate(await file(clients[1].address, round));
@@ -335,8 +327,8 @@ describe("participant: rounds on the in-process chain with an embedded store", f
     // Meanwhile two colluders: ALIE from what they can see by default (the previous round's
     // revealed updates of others), IPM from knowledge a simulation hands in.
     const updatesOf = async (r: bigint, who: string[]) => {
-      const reveals = (await readReveals(coordinator(), taskId, r, { fromBlock })).filter((x) => who.includes(x.participant));
-      return Promise.all(reveals.map(async (x) => decodeUpdate(await store.get({ digest: x.updateDigest, contentRoot: x.contentRoot })).tensors));
+      const reveals = (await readReveals(coordinator(), taskId, r, { fromBlock: world.fromBlock })).filter((x) => who.includes(x.participant));
+      return Promise.all(reveals.map(async (x) => decodeUpdate(await world.store.get({ digest: x.updateDigest, contentRoot: x.contentRoot })).tensors));
     };
     const seen = await updatesOf(round - 1n, [clients[0].address, clients[2].address]);
     const handed = await updatesOf(1n, [clients[0].address]);
@@ -350,6 +342,6 @@ describe("participant: rounds on the in-process chain with an embedded store", f
 
     const restarted = await participant(0).run({ once: true });
     expect(restarted.map((o) => [o.kind, o.round])).to.deep.equal([["revealed", round]]);
-    expect((await readReveals(coordinator(), taskId, round, { fromBlock })).map((r) => r.participant).sort()).to.deep.equal(clients.map((c) => c.address).sort());
+    expect((await readReveals(coordinator(), taskId, round, { fromBlock: world.fromBlock })).map((r) => r.participant).sort()).to.deep.equal(clients.map((c) => c.address).sort());
   });
 });
