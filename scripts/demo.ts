@@ -212,6 +212,8 @@ async function main(): Promise<void> {
   say(`▸ ${clients} clients staked 50 tokens each with one permit transaction; malicious: ${people.filter((p) => p.behaviour.kind !== "honest").map((p) => `#${p.index} ${formatBehaviour(p.behaviour)}`).join(", ") || "none"}`);
 
   const aggregatorCtx = ownerCtx;
+  // Fixed when the task is created: read once, not per client per round.
+  const { minStake } = await ownerCtx.coordinator.taskConfig(taskId);
   const curve: { round: bigint; accuracy?: number; loss?: number }[] = [];
   const slashes: { round: bigint; client: DemoClient; verdict: string; reason: string; amount: bigint }[] = [];
   for (let r = 1; r <= rounds; r++) {
@@ -243,7 +245,7 @@ async function main(): Promise<void> {
     // Commit-then-withhold leaves the reveal phase open until its deadline: move the clock there.
     const withheld = people.some((p) => p.active && p.behaviour.kind === "withhold");
     if (withheld) {
-      await waitUntil(async () => [...outcomes.keys()].length >= people.filter((p) => p.active && p.behaviour.kind !== "withhold").length);
+      await waitUntil(async () => outcomes.size >= people.filter((p) => p.active && p.behaviour.kind !== "withhold").length);
       const state = await readRound(ownerCtx.coordinator, taskId, round);
       if (state.phase === "Reveal") await networkHelpers.time.increaseTo(state.revealEnd);
     }
@@ -288,7 +290,7 @@ async function main(): Promise<void> {
     if (options.reputation && summary.result) say(`  ${await reputationLine(store, summary.result.reportDigest, people)}`);
     for (const p of people) {
       const info = await p.ctx.coordinator.participantInfo(taskId, p.address);
-      if (info.stake - info.pendingWithdrawal < (await ownerCtx.coordinator.taskConfig(taskId)).minStake) p.active = false;
+      if (info.stake - info.pendingWithdrawal < minStake) p.active = false;
     }
     if (r < rounds) await openRound(ownerCtx.coordinator, taskId);
   }
