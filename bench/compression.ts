@@ -13,6 +13,7 @@ import { subset, type Dataset } from "../client/data/dataset.js";
 import { loadMnist } from "../client/data/mnist.js";
 import { initBackend } from "../client/model/backend.js";
 import { mlpSpec, parameterCount } from "../client/model/spec.js";
+import { medianOf } from "../lib/aggregation/select.js";
 import { parseCompression, type CompressionOption } from "../lib/protocol/options.js";
 import { simulate, type SimulationSettings } from "../lib/simulation/simulate.js";
 import { machineLine, markdownTable, writeSection } from "./report.js";
@@ -36,11 +37,6 @@ const SCHEMES: readonly { readonly label: string; readonly compression?: Compres
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const firstN = (ds: Dataset, n: number) => subset(ds, Array.from({ length: Math.min(n, ds.n) }, (_, i) => i));
 /** The middle value; with an even count, the mean of the two middle ones. */
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 const points = (x: number) => (x * 100).toFixed(1);
 
 interface Measured {
@@ -85,15 +81,15 @@ async function main(): Promise<void> {
         rounds.push(r.updateBytes!.reduce((a, b) => a + b, 0));
       }
     }
-    measured.push({ label: scheme.label, bytesPerUpdate: median(files), bytesPerRound: median(rounds), accuracy });
-    log(`  ${median(files)} bytes per update, accuracy ${accuracy.map(points).join(", ")}`);
+    measured.push({ label: scheme.label, bytesPerUpdate: medianOf(files), bytesPerRound: medianOf(rounds), accuracy });
+    log(`  ${medianOf(files)} bytes per update, accuracy ${accuracy.map(points).join(", ")}`);
   }
 
   const reference = measured[0];
   const rows = measured.map((m) => {
     const ratio = reference.bytesPerUpdate / m.bytesPerUpdate;
     // Accuracies are multiples of 1 / test size: rounding the difference keeps float noise out of the comparison.
-    const difference = Math.round(median(m.accuracy.map((a, i) => a - reference.accuracy[i])) * 1e6) / 1e6;
+    const difference = Math.round(medianOf(m.accuracy.map((a, i) => a - reference.accuracy[i])) * 1e6) / 1e6;
     const meets = m !== reference && ratio >= TARGET.ratio && difference >= -TARGET.points / 100;
     return {
       m,
@@ -104,7 +100,7 @@ async function main(): Promise<void> {
         m.bytesPerUpdate.toLocaleString("en"),
         m.bytesPerRound.toLocaleString("en"),
         `${ratio.toFixed(2)}x`,
-        `${points(median(m.accuracy))}%${m.accuracy.length > 1 ? ` (${points(Math.min(...m.accuracy))}-${points(Math.max(...m.accuracy))})` : ""}`,
+        `${points(medianOf(m.accuracy))}%${m.accuracy.length > 1 ? ` (${points(Math.min(...m.accuracy))}-${points(Math.max(...m.accuracy))})` : ""}`,
         m === reference ? "" : `${difference >= 0 ? "+" : ""}${points(difference)}`,
         m === reference ? "" : meets ? "yes" : "no",
       ],

@@ -21,6 +21,7 @@ import { parsePartitionSpec } from "../client/data/partition.js";
 import { initBackend } from "../client/model/backend.js";
 import { cnnSpec, mlpSpec, type ModelSpec } from "../client/model/spec.js";
 import { BreakdownConditionError, type RawParams } from "../lib/aggregation/index.js";
+import { medianOf } from "../lib/aggregation/select.js";
 import { POLICY_NAME } from "../lib/aggregator/policy.js";
 import { DEFAULT_RULE, DEFAULT_RULE_PARAMS } from "../lib/aggregator/round.js";
 import { AnchorFLError } from "../lib/errors.js";
@@ -141,15 +142,11 @@ function parseArgs(argv: readonly string[]): Args {
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const firstN = (ds: Dataset, n: number) => subset(ds, Array.from({ length: Math.min(n, ds.n) }, (_, i) => i));
-const median = (xs: readonly number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** Median over seeds, with the range when there are several. */
 function summary(values: readonly number[]): string {
   if (values.length === 1) return pct(values[0]);
-  return `${pct(median(values))} (${(100 * Math.min(...values)).toFixed(1)}–${(100 * Math.max(...values)).toFixed(1)})`;
+  return `${pct(medianOf(values))} (${(100 * Math.min(...values)).toFixed(1)}–${(100 * Math.max(...values)).toFixed(1)})`;
 }
 
 interface Data {
@@ -315,7 +312,7 @@ async function robustness(form: Form, data: Data, command: string): Promise<stri
 function literature(cellAt: (rule: string, attack: string, fraction?: number) => Cell | undefined, fractions: readonly number[], seeds: number, rounds: number): string {
   const acc = (rule: string, attack: string, fraction?: number) => {
     const c = cellAt(rule, attack, fraction);
-    return c && !c.skipped ? median(c.accuracies) : undefined;
+    return c && !c.skipped ? medianOf(c.accuracies) : undefined;
   };
   const at = (rule: string, attack: string, fraction?: number) => {
     const a = acc(rule, attack, fraction);
