@@ -1,7 +1,7 @@
 // Every benchmark in one run, each in its own process (so one's memory and JIT state cannot
-// colour the next), in the order of docs/BENCHMARKS.md. `--quick` runs each that has one in its reduced form
-// (gas, training and aggregation take a few minutes and always run in full)
-// (about 30 minutes on 2 cores instead of several hours); each script rewrites its own sections.
+// colour the next), in the order of docs/BENCHMARKS.md. `--quick` runs each that has one in its reduced
+// form (about 30 minutes on 2 cores instead of several hours; gas, training and aggregation take a few
+// minutes and always run in full); each script rewrites its own sections.
 //   npx tsx bench/all.ts [--quick] [--only name,name]
 import { spawnSync } from "node:child_process";
 
