@@ -13,7 +13,7 @@ import { claimAll, completeWithdrawal, join, participantStatus, requestWithdrawa
 import { Participant, type LocalTraining } from "../../client/participant/round.js";
 import { progressReporter } from "../../client/train/progress.js";
 import type { OptimizerName } from "../../client/train/train.js";
-import { CommandOptionError, formatTokens, parseInteger, parseTokens } from "./task.js";
+import { CommandOptionError, formatTokens, parseInteger, parsePositiveNumber, parseTokens } from "./task.js";
 import { parseId, withContext } from "./context.js";
 
 /** The --attack forms: the behaviour syntax plus short aliases. */
@@ -30,15 +30,6 @@ export function parseAttack(text: string): Behaviour {
   if (t === "malformed") return { kind: "malformed", corruption: "nan" };
   if (t === "ipm") return { kind: "ipm", epsilon: DEFAULT_IPM_EPSILON };
   return parseBehaviour(t.startsWith("noise:") ? `gaussian:${t.slice("noise:".length)}` : t);
-}
-
-function positiveNumber(text: string | undefined, what: string, allowZero = false): number | undefined {
-  if (text === undefined) return undefined;
-  const v = Number(text);
-  if (text.trim() === "" || !Number.isFinite(v) || v < 0 || (v === 0 && !allowZero)) {
-    throw new CommandOptionError(`${what} must be a ${allowZero ? "non-negative" : "positive"} number, got "${text}"`);
-  }
-  return v;
 }
 
 export interface RunOptions {
@@ -66,15 +57,15 @@ export interface RunOptions {
 /** Local training settings from the command options, validated before anything is fetched. */
 export function trainingFrom(o: RunOptions): LocalTraining {
   if (o.optimizer !== "sgd" && o.optimizer !== "adam") throw new CommandOptionError(`--optimizer must be sgd or adam, got "${o.optimizer}"`);
-  const clipNorm = positiveNumber(o.clip, "--clip");
-  const dpNoiseMultiplier = positiveNumber(o.dpNoise, "--dp-noise");
+  const clipNorm = parsePositiveNumber(o.clip, "--clip");
+  const dpNoiseMultiplier = parsePositiveNumber(o.dpNoise, "--dp-noise");
   if (dpNoiseMultiplier !== undefined && clipNorm === undefined) throw new CommandOptionError("--dp-noise needs --clip: noise only bounds privacy loss on a clipped update");
   return {
     epochs: parseInteger(o.epochs, "--epochs", 1, 1_000),
     batchSize: parseInteger(o.batchSize, "--batch-size", 1, 65_536),
-    learningRate: positiveNumber(o.lr, "--lr")!,
+    learningRate: parsePositiveNumber(o.lr, "--lr"),
     optimizer: o.optimizer as OptimizerName,
-    proxMu: positiveNumber(o.proxMu, "--prox-mu", true),
+    proxMu: parsePositiveNumber(o.proxMu, "--prox-mu", true),
     clipNorm,
     dpNoiseMultiplier,
     seed: parseInteger(o.seed, "--seed", 0, 2 ** 31 - 1),

@@ -36,6 +36,18 @@ export function parseInteger(text: string, what: string, min: number, max: numbe
   return n;
 }
 
+/** A positive (with allowZero: non-negative) finite number from a flag; an absent flag stays undefined. */
+export function parsePositiveNumber(text: string, what: string, allowZero?: boolean): number;
+export function parsePositiveNumber(text: string | undefined, what: string, allowZero?: boolean): number | undefined;
+export function parsePositiveNumber(text: string | undefined, what: string, allowZero = false): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (text.trim() === "" || !Number.isFinite(v) || v < 0 || (v === 0 && !allowZero)) {
+    throw new CommandOptionError(`${what} must be a ${allowZero ? "non-negative" : "positive"} number, got "${text}"`);
+  }
+  return v;
+}
+
 /** The shipped spec by name, carrying the task's options when any is set. */
 export function modelSpecByName(name: string, seed: number, options: TaskOptions = {}): ModelSpec {
   const withOptions = (spec: ModelSpec): ModelSpec => (Object.keys(options).length > 0 ? { ...spec, options: checkTaskOptions(options) } : spec);
