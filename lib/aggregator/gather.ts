@@ -110,17 +110,29 @@ export interface PreviousRound {
   readonly report: AggregationReport;
 }
 
+/** A finalized round as its RoundFinalized event says: the round and its report's digest. */
+export interface FinalizedRound {
+  readonly round: bigint;
+  readonly reportDigest: Hex32;
+}
+
+/** The task's rounds finalized before `round`, ascending: one read serves the base model, the carried state and reputation. */
+async function finalizedBefore(c: AnchorCoordinator, taskId: bigint, round: bigint, fromBlock: number): Promise<FinalizedRound[]> {
+  return (await allEvents(c, c.filters.RoundFinalized(taskId), { fromBlock }))
+    .map((log) => c.interface.parseLog(log)!.args)
+    .filter((a) => (a.round as bigint) < round)
+    .map((a) => ({ round: a.round as bigint, reportDigest: (a.reportDigest as string).toLowerCase() as Hex32 }))
+    .sort((a, b) => (a.round < b.round ? -1 : a.round > b.round ? 1 : 0));
+}
+
 /**
  * The last round of the task finalized before `round`, with its report. A failed round changes
  * neither the model nor any carried state, so this is the round whose state `round` starts from.
  */
-export async function previousFinalized(c: AnchorCoordinator, store: ContentStore, taskId: bigint, round: bigint, fromBlock: number): Promise<PreviousRound | undefined> {
-  const last = (await allEvents(c, c.filters.RoundFinalized(taskId), { fromBlock }))
-    .map((log) => c.interface.parseLog(log)!.args)
-    .filter((a) => (a.round as bigint) < round)
-    .at(-1);
+async function previousFinalized(store: ContentStore, finalized: readonly FinalizedRound[]): Promise<PreviousRound | undefined> {
+  const last = finalized.at(-1);
   if (!last) return undefined;
-  return { round: last.round as bigint, report: await fetchReport(store, last.reportDigest) };
+  return { round: last.round, report: await fetchReport(store, last.reportDigest) };
 }
 
 /** Everything aggregateRound needs for `round`, from the chain and the store. */
@@ -134,8 +146,8 @@ export async function gatherRound(
   const config = await c.taskConfig(taskId);
   const spec = await fetchModelSpec(store, config.modelSpecDigest);
   const opening = await roundOpening(c, taskId, round, fromBlock);
-  // One read of the finalized rounds serves both the base model's location and the carried state.
-  const previous = await previousFinalized(c, store, taskId, round, fromBlock);
+  const finalized = await finalizedBefore(c, taskId, round, fromBlock);
+  const previous = await previousFinalized(store, finalized);
   const pointer = locateBaseModel(taskId, round, opening.baseModelDigest, previous, config.genesisModelDigest);
   const base = await fetchModel(store, pointer, spec);
   const [committers, reveals] = await Promise.all([readCommitters(c, taskId, round, { fromBlock }), readReveals(c, taskId, round, { fromBlock })]);
@@ -156,7 +168,7 @@ export async function gatherRound(
     reveals,
     files,
     earlier,
-    ...(reputation ? { reputationHistory: await readReputationHistory(c, store, { taskId, round, fromBlock, window: reputationParams(reputation).window }) } : {}),
+    ...(reputation ? { reputationHistory: await readReputationHistory(store, finalized, { taskId, round, window: reputationParams(reputation).window }, previous) } : {}),
     ...(previous ? { previous } : {}),
   };
 }
