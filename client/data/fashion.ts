@@ -11,7 +11,7 @@ import type { TrainTestSplit } from "./mnist.js";
 
 export const FASHION_MNIST_FOLDER = "/usr/share/datasets/fashion-mnist";
 
-export const FASHION_MNIST_FILES = {
+const FASHION_MNIST_FILES = {
   trainImages: "train-images-idx3-ubyte.gz",
   trainLabels: "train-labels-idx1-ubyte.gz",
   testImages: "t10k-images-idx3-ubyte.gz",

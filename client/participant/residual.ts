@@ -18,7 +18,7 @@ import { AnchorFLError } from "../../lib/errors.js";
 import { flatten, unflatten, type TensorShape } from "../../lib/tensors.js";
 import { writeFileDurably } from "./journal.js";
 
-export const RESIDUAL_FORMAT = "anchorfl.residual.v1";
+const RESIDUAL_FORMAT = "anchorfl.residual.v1";
 
 /** Whose residual, for which task: written into the file and checked on reading. */
 export interface ResidualKey {

@@ -549,7 +549,7 @@ export class Participant {
 const MAX_RETRY_MS = 60_000;
 
 /** Outages a long-running client waits out (any pending commit stays in the journal); every other error stops it. */
-export function isOutage(error: unknown): boolean {
+function isOutage(error: unknown): boolean {
   return error instanceof RpcUnavailableError || error instanceof StoreUnavailableError || error instanceof ContentTimeoutError;
 }
 

@@ -14,7 +14,7 @@ export class TelemetryError extends AnchorFLError {}
 export type Telemetry = ReportTelemetry;
 
 /** Default for TelemetryOption.maxLossRatio. */
-export const DEFAULT_MAX_LOSS_RATIO = 2;
+const DEFAULT_MAX_LOSS_RATIO = 2;
 
 const NUMBER = /^[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?$/i;
 const INTEGER = /^(0|[1-9][0-9]*)$/;

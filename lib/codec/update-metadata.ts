@@ -46,7 +46,7 @@ export const REQUIRED_KEYS = [
 ] as const;
 
 /** Keys AnchorFL writes only when they apply; `extra` may not reuse them either. */
-export const OPTIONAL_KEYS = ["compression"] as const;
+const OPTIONAL_KEYS = ["compression"] as const;
 
 /** A malformed or missing AnchorFL metadata value; `key` names the metadata key. */
 export class UpdateMetadataError extends SafetensorsError {
