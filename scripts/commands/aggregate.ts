@@ -13,7 +13,7 @@ import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
 import { describeContent } from "../../lib/store/index.js";
 
 import { parseId, withContext, type GlobalOptions } from "./context.js";
-import { CommandOptionError, parseInteger } from "./task.js";
+import { CommandOptionError, parseInteger, parsePositiveNumber } from "./task.js";
 
 interface RuleFlags {
   rule: string;
@@ -86,15 +86,9 @@ function rootOptionsOf(o: OptimizerFlags): Pick<RunOptions, "rootData" | "rootTr
   const training = {
     ...(o.rootEpochs !== undefined ? { epochs: parseInteger(o.rootEpochs, "--root-epochs", 1, 1_000) } : {}),
     ...(o.rootBatchSize !== undefined ? { batchSize: parseInteger(o.rootBatchSize, "--root-batch-size", 1, 100_000) } : {}),
-    ...(o.rootLr !== undefined ? { learningRate: positiveNumber(o.rootLr, "--root-lr") } : {}),
+    ...(o.rootLr !== undefined ? { learningRate: parsePositiveNumber(o.rootLr, "--root-lr") } : {}),
   };
   return { ...(o.rootData !== undefined ? { rootData: o.rootData } : {}), ...(Object.keys(training).length > 0 ? { rootTraining: training } : {}) };
-}
-
-function positiveNumber(text: string, what: string): number {
-  const n = Number(text);
-  if (!/^[0-9.eE+-]+$/.test(text) || !Number.isFinite(n) || n <= 0) throw new CommandOptionError(`${what} must be a positive number, got "${text}"`);
-  return n;
 }
 
 function addOptimizerOptions(command: Command): Command {
@@ -195,7 +189,7 @@ export function register(program: Command): void {
           const ids = { chainId: ctx.chainId, taskId: parseId(o.task, "--task"), round: parseId(o.round, "--round"), fromBlock: ctx.fromBlock };
           const v = await verifyRound(ctx.coordinator, await ctx.store(), ids, {
             evaluate: o.eval,
-            serverUpdateTolerance: positiveNumber(o.serverUpdateTolerance, "--server-update-tolerance"),
+            serverUpdateTolerance: parsePositiveNumber(o.serverUpdateTolerance, "--server-update-tolerance"),
             fetchTimeoutMs: seconds(o.fetchTimeout, "--fetch-timeout"),
           });
           console.log(o.json ? JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x), 2) : formatVerify(v).join("\n"));
