@@ -66,13 +66,18 @@ export function windowStart(round: bigint, window: number): bigint {
   return start < 1n ? 1n : start;
 }
 
+/** The history rounds inside the window of `round`, ascending. */
+function windowRounds(history: readonly HistoryRound[], round: bigint, window: number): HistoryRound[] {
+  const from = windowStart(round, window);
+  return history.filter((h) => h.round >= from && h.round < round).sort((a, b) => (a.round < b.round ? -1 : a.round > b.round ? 1 : 0));
+}
+
 /**
  * Scores of `addresses` before `round` (see the formula above), rounded with `figure`. History
  * rounds outside the window are ignored, so a caller handing in more cannot change the result.
  */
 export function reputationScores(history: readonly HistoryRound[], round: bigint, addresses: readonly string[], p: ReputationParams): Map<string, number> {
-  const from = windowStart(round, p.window);
-  const rounds = history.filter((h) => h.round >= from && h.round < round).sort((a, b) => (a.round < b.round ? -1 : a.round > b.round ? 1 : 0));
+  const rounds = windowRounds(history, round, p.window);
   const out = new Map<string, number>();
   for (const address of addresses) {
     const key = getAddress(address);
@@ -143,7 +148,7 @@ export function planReputation(
   const aggregated = selectByReputation(accepted, scores, option.select);
   const weighted = option.weighting === true && SAMPLE_WEIGHTED_RULES.includes(ruleName);
   const from = windowStart(round, params.window);
-  const used = history.filter((h) => h.round >= from && h.round < round).sort((a, b) => (a.round < b.round ? -1 : 1));
+  const used = windowRounds(history, round, params.window);
   const isAggregated = new Set(aggregated.map((a) => getAddress(a)));
   return {
     aggregated,
