@@ -214,8 +214,10 @@ export function judge(
   }
 
   const originals = judgeCopies(valid, earlier, params, baseModelDigest.toLowerCase(), out);
-  judgeOutliers(originals, params, out);
-  if (context.options?.anomaly) judgeAnomalies(originals, context.options.anomaly, [String(context.taskId ?? 0n), String(context.round ?? 0n)], out);
+  // The coordinate median is the costliest step of judging: computed once, for both tests.
+  const reference = originals.length > 0 ? referenceOf(originals) : undefined;
+  if (reference) judgeOutliers(originals, reference, params, out);
+  if (reference && context.options?.anomaly) judgeAnomalies(originals, reference, context.options.anomaly, [String(context.taskId ?? 0n), String(context.round ?? 0n)], out);
   return ordered.map((c) => withTelemetry(out.get(c.address)!, c.submission, context));
 }
 
@@ -305,11 +307,10 @@ function referenceOf(valid: readonly Valid[]): Float32Array {
   );
 }
 
-function judgeOutliers(valid: readonly Valid[], p: PolicyParams, out: Map<string, Judgement>): void {
-  if (valid.length === 0) return;
+/** `reference` is referenceOf(valid). */
+function judgeOutliers(valid: readonly Valid[], reference: Float32Array, p: PolicyParams, out: Map<string, Judgement>): void {
   const enough = valid.length >= p.minReference;
   const medianNorm = medianOf(valid.map((v) => v.norm));
-  const reference = referenceOf(valid);
   const referenceNorm = norm(reference);
   for (const v of valid) {
     const cos = cosine(v.vector, reference, v.norm, referenceNorm);
@@ -337,13 +338,15 @@ function judgeOutliers(valid: readonly Valid[], p: PolicyParams, out: Map<string
  * Scores the round's original non-zero updates with the anomaly detector and records the scores
  * in every scored update's evidence. An accepted update above the threshold is flagged; it
  * becomes an outlier only above slashThreshold with two views agreeing (see AnomalyOption).
+ * `reference` is referenceOf(valid); the non-zero updates are scored against their own median,
+ * which is that one when no update is zero.
  */
-function judgeAnomalies(valid: readonly Valid[], option: AnomalyOption, seed: readonly string[], out: Map<string, Judgement>): void {
+function judgeAnomalies(valid: readonly Valid[], reference: Float32Array, option: AnomalyOption, seed: readonly string[], out: Map<string, Judgement>): void {
   const scored = valid.filter((v) => v.norm > 0);
   if (scored.length === 0) return;
   const threshold = option.threshold ?? DEFAULT_ANOMALY.threshold;
   const params = { threshold, dims: option.dims ?? DEFAULT_ANOMALY.dims };
-  for (const a of anomalyScores(scored, referenceOf(scored), params, seed)) {
+  for (const a of anomalyScores(scored, scored.length === valid.length ? reference : referenceOf(scored), params, seed)) {
     const j = out.get(a.address)!;
     const evidence = { ...j.evidence, ...anomalyEvidence(a), anomalyFlagged: a.flagged };
     const slash = j.verdict === "accepted" && option.slashThreshold !== undefined && a.score > option.slashThreshold && a.signals >= 2;
