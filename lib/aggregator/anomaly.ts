@@ -75,10 +75,15 @@ export function robustZ(values: readonly number[]): number[] {
  * Coordinate j takes one 32-bit draw whose bit c is the sign of axis c, so the projection
  * depends only on the seed and d, never on n or the order updates arrived in.
  */
-export function project(vectors: readonly Float32Array[], dims: number, seed: readonly (string | number)[]): Float64Array[] {
+export function project(
+  vectors: readonly Float32Array[],
+  dims: number,
+  seed: readonly (string | number)[],
+  norms: readonly number[] = vectors.map((v) => Math.sqrt(sumOfSquares(v))),
+): Float64Array[] {
   const rng = new Random(0, "anchorfl-anomaly", ...seed);
   const d = vectors[0]?.length ?? 0;
-  const inverse = vectors.map((v) => 1 / Math.sqrt(sumOfSquares(v)));
+  const inverse = norms.map((n) => 1 / n);
   const out = vectors.map(() => new Float64Array(dims));
   const signs = new Float64Array(dims);
   const scale = 1 / Math.sqrt(dims);
@@ -114,6 +119,7 @@ export function anomalyScores(updates: readonly AnomalyInput[], reference: Float
     ordered.map((u) => u.vector),
     params.dims,
     seed,
+    norms,
   );
   const distance = new Array<number>(ordered.length).fill(0);
   for (let c = 0; c < params.dims; c++) {
