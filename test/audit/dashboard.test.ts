@@ -1,8 +1,9 @@
 // The dashboard in headless Chromium against a real `hardhat node` after a scripted history
 // (scenario.ts: 4 finalized rounds with an outlier and a withheld reveal, a failed round, an open
 // one). The page must show the right rounds, the slashed participants with their reasons, the
-// accuracy curve from the reports, follow new blocks, serve files only after verifying them, and
-// say clearly when the chain or the deployment is missing. Takes a screenshot (see SCREENSHOT).
+// accuracy curve from the reports, the latest report's training telemetry with its flags, follow
+// new blocks, serve files only after verifying them, and say clearly when the chain or the
+// deployment is missing. Takes a screenshot (see SCREENSHOT).
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { request } from "node:http";
@@ -169,6 +170,38 @@ describe("dashboard in headless Chromium against a real hardhat node", function 
     const ys = await page.$$eval("#accuracy-chart circle.point", (cs) => cs.map((c) => Number(c.getAttribute("cy"))));
     // Higher accuracy is drawn higher up (smaller y).
     for (let i = 1; i < ys.length; i++) expect(ys[i]).to.be.below(ys[i - 1]);
+  });
+
+  it("shows the latest report's training telemetry, one row per participant, with its flags", async () => {
+    const latest = [...world.reports.keys()].reduce((a, b) => (b > a ? b : a));
+    const { report } = world.reports.get(latest)!;
+    expect(await page.locator("#training").locator("xpath=..").textContent()).to.include(`Round ${latest}.`);
+    const rows = await page.$$eval("#training tbody tr", (trs) =>
+      trs.map((tr) => ({
+        participant: tr.getAttribute("data-participant"),
+        flagged: tr.classList.contains("flagged"),
+        cells: [...tr.querySelectorAll("td")].map((td) => td.textContent ?? ""),
+      })),
+    );
+    expect(rows.map((r) => r.participant)).to.deep.equal(report.participants.map((p) => p.address));
+    // The page's own formatting of the report's numbers (4 significant digits).
+    const loss = (x: number | undefined) => (x === undefined ? "?" : x.toPrecision(4));
+    for (const [i, p] of report.participants.entries()) {
+      const t = p.telemetry;
+      expect(t, `telemetry of ${p.address}`).to.not.equal(undefined);
+      const { cells, flagged } = rows[i];
+      expect(cells[3]).to.equal(`${loss(t!.lossBefore)} → ${loss(t!.lossAfter)}`);
+      expect(cells[4]).to.equal(`${t!.wallMs} ms`);
+      expect(cells[5]).to.equal(t!.backend);
+      const flags = p.evidence?.telemetryFlags;
+      expect(flagged, `row ${p.address} flagged`).to.equal(typeof flags === "string");
+      expect(cells[7]).to.equal(typeof flags === "string" ? flags : "");
+    }
+    // The scenario's rising loss is flagged, and a flag alone never changes the verdict.
+    const flaggedRows = rows.filter((r) => r.flagged);
+    expect(flaggedRows.map((r) => r.participant)).to.deep.equal([world.participants[2].address]);
+    expect(flaggedRows[0].cells[7]).to.include("local loss rose from");
+    expect(flaggedRows[0].cells[1]).to.equal("accepted");
   });
 
   it("follows new blocks: a commit appears without a reload; then the screenshot", async () => {

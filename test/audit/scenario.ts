@@ -6,14 +6,18 @@
 //            2 requests and makes a withdrawal;
 //   round 2: participant 4 commits and withholds its reveal; it is slashed (NoReveal) by anyone,
 //            the round finalizes with its no-reveal verdict;
-//   rounds 3..n: plain finalized rounds; then one round fails (nobody commits) and the next is
-//            left open for commits (its opening releases the failed round's budget).
+//   rounds 3..n: plain finalized rounds whose updates carry training telemetry; participant 3's
+//            local loss rises, so the report flags it (flags never change a verdict); then one
+//            round fails (nobody commits) and the next is left open for commits (its opening
+//            releases the failed round's budget).
 // Each finalized round stores a real report (encodeReport) and model file in the given store.
 import { AbiCoder, keccak256, type Signer } from "ethers";
 import { slashReasonCode } from "../../lib/chain/coordinator.js";
 import { commitmentOf } from "../../lib/commitment.js";
 import { encodeUpdate } from "../../lib/codec/update-file.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
+import { readTelemetry, telemetryFindings } from "../../lib/aggregator/telemetry.js";
+import type { TelemetryOption } from "../../lib/protocol/options.js";
 import { REPORT_FORMAT, encodeReport, type AggregationReport, type ReportParticipant } from "../../lib/protocol/report.js";
 import { allocateRewards, buildRewardsTree } from "../../lib/rewards.js";
 import { ZERO_ROOT, type ContentStore } from "../../lib/store/index.js";
@@ -26,6 +30,8 @@ export const OUTLIER_BPS = 1_000n;
 export const NO_REVEAL_BPS = 2_000n;
 export const DISSENT_BPS = 1_000n;
 export const WINDOW = 600n;
+/** The telemetry option the plain rounds' reports are judged with: the defaults (flag a loss that more than doubles). */
+const TELEMETRY_OPTION: TelemetryOption = {};
 
 type Account = Signer & { address: string };
 
@@ -109,6 +115,20 @@ interface Entry {
   readonly who: Account;
   readonly verdict: ReportParticipant["verdict"];
   readonly reveal: boolean;
+  /** The update file's telemetry metadata (`extra`), as a client writes it; absent: the file carried none. */
+  readonly extra?: Readonly<Record<string, string>>;
+}
+
+/** A participant's telemetry claims as a client writes them; a rising loss is the implausible claim the report flags. */
+function trainingExtra(lossBefore: number, lossAfter: number, wallMs: number): Record<string, string> {
+  return { loss_before: lossBefore.toPrecision(6), loss_after: lossAfter.toPrecision(6), epochs: "1", wall_ms: String(wallMs), backend: "wasm" };
+}
+
+/** What the aggregator's policy adds to a valid update's report entry: its parsed telemetry and, with the option, the flags. */
+function reportedTelemetry(extra: Readonly<Record<string, string>> | undefined): Pick<ReportParticipant, "telemetry" | "evidence"> {
+  if (!extra) return {};
+  const flags = telemetryFindings(600, extra, TELEMETRY_OPTION).flags;
+  return { telemetry: readTelemetry(extra).telemetry, ...(flags.length > 0 ? { evidence: { telemetryFlags: flags.join("; ") } } : {}) };
 }
 
 function salt(address: string, round: bigint): Hex32 {
@@ -192,6 +212,7 @@ async function finalizedRound(
             contentRoot: ZERO_ROOT,
             numSamples: "600",
             score: e.verdict === "outlier" ? 41.3 : 0.9,
+            ...reportedTelemetry(e.extra),
           },
     ),
     model: { digest: model.digest, contentRoot: model.contentRoot, numSamples: String(600 * accepted.length) },
@@ -277,7 +298,8 @@ export async function runScenario(
   );
   for (let r = 3; r <= finalized; r++) {
     await mined(c.openRound(base.taskId));
-    const entries = [p1, p2, p3].map((who) => ({ who, verdict: "accepted" as const, reveal: true }));
+    const extra = [trainingExtra(2.30259, 0.61 - 0.02 * r, 400 + r), trainingExtra(2.29871, 0.58 - 0.02 * r, 380 + r), trainingExtra(0.5, 1.9, 350 + r)];
+    const entries = [p1, p2, p3].map((who, i) => ({ who, verdict: "accepted" as const, reveal: true, extra: extra[i] }));
     reports.set(BigInt(r), await finalizedRound(base, store, provider, entries, accuracy[r - 1]));
   }
   await mined(c.openRound(base.taskId));
