@@ -1,10 +1,11 @@
 // Coordinate-wise rules (Yin et al., "Byzantine-robust distributed learning", 2018): for each
-// coordinate, the median of the n values, or their mean after dropping the `trim` smallest
-// and `trim` largest. Every update counts equally (a Byzantine participant picks its own
-// numSamples). Short columns (few updates) go through sorting networks compiled to straight-line
-// code that reads the rows directly (networks.ts). Otherwise blocks of 256 coordinates are
-// transposed into one small reusable buffer so each coordinate's n values sit together, then
-// reduced by branch-free selection (select.ts). Either way no copy of the matrix is made and
+// coordinate, the median of the n values, or their mean after dropping the `trim` smallest and
+// `trim` largest. Every update counts equally (a Byzantine participant picks its own
+// numSamples). Up to SIMD_MAX updates the WebAssembly SIMD kernels of simd.ts compute four
+// coordinates at a time with sorting networks; beyond (or on an engine without wasm SIMD),
+// blocks of 256 coordinates are transposed into one small reusable buffer so each coordinate's
+// n values sit together, then reduced by branch-free selection (select.ts): the reference
+// computation, which the kernels match to the bit. Either way no copy of the matrix is made and
 // nothing is allocated per coordinate.
 //
 // Score: L2 distance from the update to the aggregate. Higher = more suspicious.
@@ -15,8 +16,8 @@ import { RuleParameterError } from "./errors.js";
 import { buildResult } from "./evidence.js";
 import { prepare } from "./input.js";
 import { integerAtLeast, numberInRange, requireBreakdown } from "./params.js";
-import { medianKernel, NETWORK_MAX, trimmedMeanKernel } from "./networks.js";
 import { insertionSort, medianOfThree, partitionInto, selectInRange } from "./select.js";
+import { SIMD_MAX, simdAvailable, simdMedianKernel, simdTrimmedMeanKernel, SORTED_SUM_MAX, type SimdKernel } from "./simd.js";
 import type { AggregationResult, ClipOption, Update } from "./types.js";
 
 /** Coordinates per block: the block of every row is transposed into one small column-major buffer. */
@@ -34,24 +35,17 @@ export function transposeBlock(rows: readonly Float32Array[], start: number, wid
   }
 }
 
-/** The rows' float32 bits as Int32Array views (no copy), for the networks' integer keys. */
-function bitViews(rows: readonly Float32Array[]): Int32Array[] {
-  return rows.map((row) => new Int32Array(row.buffer, row.byteOffset, row.length));
-}
-
-/** Columns this short are sorted outright by insertion in the reference computation: cheaper than selection. */
-const SMALL_COLUMN = 16;
-
-// The reference computation of one coordinate from its column (in row order at `base`), run
-// blockwise for long columns. The networks (networks.ts) compute the same order statistics and
-// sorted sums by other means, which agree with these to the bit except in the sign of a zero
-// chosen among tied zeros; the networks hand such coordinates back to these functions, so every
-// path returns exactly these bits.
+// The reference computation of one coordinate from its column (in row order at `base`). Columns
+// of up to SORTED_SUM_MAX values are sorted outright by insertion (cheaper than selection), and
+// the trimmed mean adds their kept values in sorted order. The SIMD kernels compute the same
+// order statistics and sums by other means, which agree with these to the bit except in the sign
+// of a zero chosen among tied zeros; the kernels hand such coordinates back to these functions,
+// so every path returns exactly these bits.
 
 /** The median of block[base, base + n) (reorders it; uses the same range of `scratch`). */
 function columnMedian(block: Float64Array, scratch: Float64Array, base: number, n: number, below: Float64Array): number {
   const mid = n >> 1;
-  if (n <= SMALL_COLUMN) {
+  if (n <= SORTED_SUM_MAX) {
     insertionSort(block, base, base + n);
     return n % 2 === 1 ? block[base + mid] : (block[base + mid - 1] + block[base + mid]) / 2;
   }
@@ -62,12 +56,12 @@ function columnMedian(block: Float64Array, scratch: Float64Array, base: number, 
 
 /** The trimmed mean of block[base, base + n) (uses the same ranges of `scratch` and `spare`). */
 function columnTrimmedMean(block: Float64Array, scratch: Float64Array, spare: Float64Array, base: number, n: number, trim: number, cuts: Float64Array): number {
-  if (n <= SMALL_COLUMN) return sortedMiddleSum(block, base, n, trim) / (n - 2 * trim);
+  if (n <= SORTED_SUM_MAX) return sortedMiddleSum(block, base, n, trim) / (n - 2 * trim);
   trimCuts(block, scratch, spare, base, n, trim, cuts);
   return keptSum(block, base, n, trim, cuts[0], cuts[1]) / (n - 2 * trim);
 }
 
-/** Buffers for one column, to recompute the coordinates a network hands back. */
+/** Buffers for one column, to recompute the coordinates a SIMD kernel hands back. */
 class Reference {
   private readonly column: Float64Array;
   private readonly scratch: Float64Array;
@@ -92,19 +86,34 @@ class Reference {
   }
 }
 
+/** Runs a SIMD kernel over every coordinate, then recomputes the coordinates it handed back (NaN) the reference way. */
+function settled(kernel: SimdKernel, rows: readonly Float32Array[], d: number, recompute: (reference: Reference, k: number) => number): Float32Array {
+  const out = new Float32Array(d);
+  kernel(rows, 0, d, out);
+  let reference: Reference | undefined;
+  for (let k = 0; k < d; k++) {
+    if (out[k] !== out[k]) {
+      reference ??= new Reference(rows);
+      out[k] = recompute(reference, k);
+    }
+  }
+  return out;
+}
+
 /**
- * Median of every coordinate (mean of the two middle values when n is even), rounded to float32.
- * Up to NETWORK_MAX updates through a compiled network straight from the rows; beyond, blocks
- * of the reference computation.
+ * Median of every coordinate (mean of the two middle values when n is even, in float64),
+ * rounded to float32.
  */
 export function coordinateMedian(rows: readonly Float32Array[], d: number): Float32Array {
   const n = rows.length;
+  if (simdAvailable && n <= SIMD_MAX) return settled(simdMedianKernel(n), rows, d, (reference, k) => reference.median(k));
+  return selectionMedian(rows, d);
+}
+
+/** coordinateMedian by the reference computation alone (blocks and selection), whatever n is. */
+export function selectionMedian(rows: readonly Float32Array[], d: number): Float32Array {
+  const n = rows.length;
   const out = new Float32Array(d);
-  if (n <= NETWORK_MAX) {
-    const reference = new Reference(rows);
-    medianKernel(n)(bitViews(rows), 0, d, out, (k) => (out[k] = reference.median(k)));
-    return out;
-  }
   const block = new Float64Array(BLOCK * n);
   const scratch = new Float64Array(BLOCK * n);
   const below = new Float64Array(1);
@@ -119,18 +128,21 @@ export function coordinateMedian(rows: readonly Float32Array[], d: number): Floa
 /**
  * Mean of every coordinate after dropping its `trim` smallest and `trim` largest values
  * (2 * trim < n). The kept values are summed in an order that depends only on the values:
- * sorted order for short columns (n <= 16, through a compiled network); otherwise the two cut
- * values are found by selection and the values between them summed in canonical row order
- * (values equal to a cut counted as often as they fall inside the kept ranks), so the sum never
- * depends on how selection arranged a buffer.
+ * sorted order for short columns (n <= SORTED_SUM_MAX); otherwise the two cut values are found
+ * and the values between them summed in canonical row order (values equal to a cut counted as
+ * often as they fall inside the kept ranks), so the sum never depends on how a buffer was
+ * arranged.
  */
 export function coordinateTrimmedMean(rows: readonly Float32Array[], d: number, trim: number): Float32Array {
   const n = rows.length;
+  if (simdAvailable && n <= SIMD_MAX) return settled(simdTrimmedMeanKernel(n, trim), rows, d, (reference, k) => reference.trimmedMean(k, trim));
+  return selectionTrimmedMean(rows, d, trim);
+}
+
+/** coordinateTrimmedMean by the reference computation alone (blocks and selection), whatever n is. */
+export function selectionTrimmedMean(rows: readonly Float32Array[], d: number, trim: number): Float32Array {
+  const n = rows.length;
   const out = new Float32Array(d);
-  if (n <= SMALL_COLUMN) {
-    trimmedMeanKernel(n, trim)(bitViews(rows), 0, d, out);
-    return out;
-  }
   const block = new Float64Array(BLOCK * n);
   const scratch = new Float64Array(BLOCK * n);
   const spare = new Float64Array(BLOCK * n);

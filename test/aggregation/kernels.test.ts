@@ -1,8 +1,10 @@
 // The per-coordinate kernels against plain sort-based references, on sizes that take every
-// path (insertion sort for short columns, branch-free quickselect, the split search for the
-// trimmed mean's two cuts) and on data full of ties (which take the equal-values paths).
+// path (the SIMD networks; and the selection-based reference computation: insertion sort for
+// short columns, branch-free quickselect, the split search for the trimmed mean's two cuts) and
+// on data full of ties (which take the equal-values paths).
 import { expect } from "chai";
 import { closestToMedianMean, coordinateMedian, coordinateTrimmedMean, pairwiseSquaredDistances } from "../../lib/aggregation/index.js";
+import { selectionMedian, selectionTrimmedMean } from "../../lib/aggregation/coordinatewise.js";
 import { seededRandom } from "./fixtures.js";
 import { expectClose } from "../helpers/close.js";
 
@@ -18,13 +20,17 @@ function sortedColumn(rows: readonly Float32Array[], k: number): Float64Array {
 
 describe("aggregation kernels against sort-based references", () => {
   const D = 300;
-  for (const n of [1, 2, 5, 16, 17, 40, 101]) {
+  const paths = [
+    { path: "SIMD", medianOf: coordinateMedian, trimmedMeanOf: coordinateTrimmedMean },
+    { path: "selection", medianOf: selectionMedian, trimmedMeanOf: selectionTrimmedMean },
+  ];
+  for (const { path, medianOf, trimmedMeanOf } of paths) for (const n of [1, 2, 5, 16, 17, 40, 101]) {
     for (const ties of [undefined, 3]) {
-      it(`median and trimmed mean, n = ${n}${ties ? ", values from {-1, 0, 1}" : ""}`, () => {
+      it(`${path}: median and trimmed mean, n = ${n}${ties ? ", values from {-1, 0, 1}" : ""}`, () => {
         const rows = randomRows(n, D, n * 7 + (ties ?? 0), ties);
-        const median = coordinateMedian(rows, D);
+        const median = medianOf(rows, D);
         const trims = [0, Math.floor((n - 1) / 2), Math.floor(0.2 * n)];
-        const trimmed = trims.map((t) => coordinateTrimmedMean(rows, D, t));
+        const trimmed = trims.map((t) => trimmedMeanOf(rows, D, t));
         for (let k = 0; k < D; k++) {
           const c = sortedColumn(rows, k);
           const mid = n >> 1;

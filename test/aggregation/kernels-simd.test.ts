@@ -1,11 +1,15 @@
-// The compiled sorting networks (lib/aggregation/networks.ts) behind the median and trimmed mean
-// of short columns, against a straightforward reference: a stable sort of each column (ties keep
-// row order, as the insertion sort they replace did), the middle value(s), the kept values added
-// in sorted order from 0. Results are compared bit for bit, signed zeros included, on data built
-// to be awkward: ties, -0 next to +0, subnormals, values near the float32 limits, runs of zeros.
+// The WebAssembly SIMD kernels (lib/aggregation/simd.ts) behind the median and trimmed mean,
+// against two references: a straightforward stable sort of each column (ties keep row order:
+// the middle value(s), the kept values added in sorted order from 0), and the selection-based
+// computation the kernels replace (coordinatewise.ts's selectionMedian / selectionTrimmedMean),
+// which they must match bit for bit, signed zeros included, so that model digests do not depend
+// on which path ran. The data is built to be awkward: ties, -0 next to +0, subnormals, values
+// near the float32 limits, runs of zeros.
 import { expect } from "chai";
-import { coordinateMedian, coordinateTrimmedMean } from "../../lib/aggregation/index.js";
-import { NETWORK_MAX, prune, sortingNetwork } from "../../lib/aggregation/networks.js";
+import { coordinateMedian, coordinateTrimmedMean, selectionMedian, selectionTrimmedMean } from "../../lib/aggregation/coordinatewise.js";
+import { prune, sortingNetwork } from "../../lib/aggregation/networks.js";
+import { SIMD_MAX, simdAvailable } from "../../lib/aggregation/simd.js";
+import { u32 } from "../../lib/aggregation/wasm.js";
 import { seededRandom } from "./fixtures.js";
 
 const AWKWARD = [0, -0, 1.401298464324817e-45, -1.401298464324817e-45, 1e-40, -1e-40, 1e-30, -1e-30, 0.5, -0.5, 1, -1, 3.4e38, -3.4e38];
@@ -53,7 +57,18 @@ function expectSameBits(actual: Float32Array, expected: Float32Array, what: stri
   expect(differ, `${what}: first difference at ${differ} (${actual[differ]} vs ${expected[differ]})`).to.equal(-1);
 }
 
-describe("sorting networks for short columns", () => {
+describe("SIMD kernels for the coordinate-wise rules", () => {
+  it("this engine runs wasm SIMD (otherwise every rule silently takes the slower selection path)", () => {
+    expect(simdAvailable).to.equal(true);
+  });
+
+  it("LEB128 encodes as the WebAssembly binary format says", () => {
+    expect(u32(0)).to.deep.equal([0]);
+    expect(u32(127)).to.deep.equal([0x7f]);
+    expect(u32(128)).to.deep.equal([0x80, 0x01]);
+    expect(u32(624485)).to.deep.equal([0xe5, 0x8e, 0x26]);
+  });
+
   it("Batcher's network, cut to n wires, sorts every 0-1 input (so every input) for n up to 16", () => {
     for (let n = 1; n <= 16; n++) {
       const network = sortingNetwork(n);
@@ -79,8 +94,8 @@ describe("sorting networks for short columns", () => {
     }
   });
 
-  for (let n = 1; n <= NETWORK_MAX + 2; n++) {
-    it(`median, n = ${n}: the same bits as the stable-sort reference${n > 16 ? " (zeros: same value)" : ""}`, () => {
+  for (let n = 1; n <= 40; n++) {
+    it(`median, n = ${n}: the same bits as the stable-sort reference${n > 16 ? " (zeros: same value)" : ""} and as selection`, () => {
       const d = 600;
       const rows = awkwardRows(n, d, 1000 + n);
       const actual = coordinateMedian(rows, d);
@@ -92,16 +107,31 @@ describe("sorting networks for short columns", () => {
         // own order; the value still matches, and the bits do wherever the median is not zero.
         expectSameBits(actual.map((x) => x + 0), expected.map((x) => x + 0), "median");
       }
+      expectSameBits(actual, selectionMedian(rows, d), "median vs selection");
       expect(expected.some((x) => Object.is(x, -0)) || n === 1, "the data has negative-zero medians").to.equal(true);
     });
   }
 
-  for (let n = 1; n <= 16; n++) {
+  for (let n = 1; n <= 40; n++) {
     const trims = [...new Set([0, Math.floor(0.2 * n), Math.floor(0.49 * n), Math.floor((n - 1) / 2)])];
-    it(`trimmed mean, n = ${n}, trim in {${trims.join(", ")}}: the same bits as the sorted-order reference`, () => {
+    it(`trimmed mean, n = ${n}, trim in {${trims.join(", ")}}: the same bits as ${n <= 16 ? "the sorted-order reference and " : ""}selection`, () => {
       const d = 600;
       const rows = awkwardRows(n, d, 2000 + n);
-      for (const trim of trims) expectSameBits(coordinateTrimmedMean(rows, d, trim), referenceTrimmedMean(rows, d, trim), `trim ${trim}`);
+      for (const trim of trims) {
+        const actual = coordinateTrimmedMean(rows, d, trim);
+        if (n <= 16) expectSameBits(actual, referenceTrimmedMean(rows, d, trim), `trim ${trim}`);
+        expectSameBits(actual, selectionTrimmedMean(rows, d, trim), `trim ${trim} vs selection`);
+      }
+    });
+  }
+
+  for (const n of [50, 64, 100, 101, SIMD_MAX, SIMD_MAX + 1]) {
+    it(`n = ${n}: median and trimmed mean bit-identical to selection over several blocks and a ragged end`, function () {
+      this.timeout(20_000);
+      const d = Math.ceil(70_000 / n) * 4 + 3; // past the kernel's block of ~65,536 / n coordinates, and not a multiple of 4
+      const rows = awkwardRows(n, d, 3000 + n);
+      expectSameBits(coordinateMedian(rows, d), selectionMedian(rows, d), "median");
+      for (const trim of [0, Math.floor(0.2 * n), Math.floor((n - 1) / 2)]) expectSameBits(coordinateTrimmedMean(rows, d, trim), selectionTrimmedMean(rows, d, trim), `trim ${trim}`);
     });
   }
 
