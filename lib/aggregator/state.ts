@@ -74,8 +74,8 @@ export function encodeServerUpdate(update: readonly Tensor[], source: ServerUpda
   });
 }
 
-/** Throws unless the metadata binds the file to `expected` (and to `extra` key by key). */
-function checkBinding(metadata: Record<string, string>, name: string, expected: StateBinding, extra: Record<string, string>): void {
+/** Throws unless the metadata binds the file to `expected` (and to `extra` key by key); aggregate-files checks hand-given files with it too. */
+export function checkBinding(metadata: Record<string, string>, name: string, expected: StateBinding, extra: Record<string, string>): void {
   const wanted = { ...bindingMetadata(name, expected), ...extra };
   const wrong = Object.entries(wanted).filter(([key, value]) => metadata[key] !== value);
   if (wrong.length > 0) {
