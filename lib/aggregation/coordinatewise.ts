@@ -89,7 +89,7 @@ class Reference {
 /** Runs a SIMD kernel over every coordinate, then recomputes the coordinates it handed back (NaN) the reference way. */
 function settled(kernel: SimdKernel, rows: readonly Float32Array[], d: number, recompute: (reference: Reference, k: number) => number): Float32Array {
   const out = new Float32Array(d);
-  kernel(rows, 0, d, out);
+  kernel(rows, d, out);
   let reference: Reference | undefined;
   for (let k = 0; k < d; k++) {
     if (out[k] !== out[k]) {

@@ -1,5 +1,5 @@
-// WebAssembly SIMD kernels for the coordinate-wise median and trimmed mean of longer columns
-// (more updates than the scalar networks of networks.ts take). Four coordinates at a time: the
+// WebAssembly SIMD kernels for the coordinate-wise median and trimmed mean (coordinatewise.ts
+// uses them for up to SIMD_MAX updates). Four coordinates at a time: the
 // n rows' values for coordinates k..k+3 are four-lane vectors, put in order by a pruned Batcher
 // network of lane-wise min/max (no branch, no data-dependent memory access), then reduced in
 // float64 exactly as the reference (coordinatewise.ts) reduces: the median's two middle values
@@ -17,8 +17,8 @@ import { I32, lanes32, moduleBytes, op, V128, type WasmFunction } from "./wasm.j
 /** Longest column given to a SIMD network; longer ones go through selection (select.ts). */
 export const SIMD_MAX = 256;
 
-/** Fills out[start, end) with the rule's value per coordinate, NaN where the caller must recompute it. */
-export type SimdKernel = (rows: readonly Float32Array[], start: number, end: number, out: Float32Array) => void;
+/** Fills out[0, d) with the rule's value per coordinate, NaN where the caller must recompute it. */
+export type SimdKernel = (rows: readonly Float32Array[], d: number, out: Float32Array) => void;
 
 const HIGH_HALF_TWICE = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
 /** The low halves of two vectors, joined (two demoted f64x2 results into one f32x4). */
@@ -75,14 +75,14 @@ function networkCode(n: number, wanted: readonly number[], wires: readonly numbe
   });
 }
 
-/** Pushes the float64 values of lanes 0-1 (high = false) or 2-3 (high = true) of the f32x4 in `local`. */
-function promote(local: number, high: boolean): number[][] {
-  return high ? [op.localGet(local), op.localGet(local), op.i8x16Shuffle(HIGH_HALF_TWICE), op.f64x2PromoteLowF32x4] : [op.localGet(local), op.f64x2PromoteLowF32x4];
+/** Pushes the float64 values of lanes 0-1 (upper = false) or 2-3 (upper = true) of the f32x4 in `local`. */
+function promote(local: number, upper: boolean): number[][] {
+  return upper ? [op.localGet(local), op.localGet(local), op.i8x16Shuffle(HIGH_HALF_TWICE), op.f64x2PromoteLowF32x4] : [op.localGet(local), op.f64x2PromoteLowF32x4];
 }
 
 /** Pushes the int32 lanes 2-3 of `local` moved to lanes 0-1 (or the vector as is), for f64x2.convert_low_i32x4_s. */
-function lowOrHighInts(local: number, high: boolean): number[][] {
-  return high ? [op.localGet(local), op.localGet(local), op.i8x16Shuffle(HIGH_HALF_TWICE)] : [op.localGet(local)];
+function lowOrHighInts(local: number, upper: boolean): number[][] {
+  return upper ? [op.localGet(local), op.localGet(local), op.i8x16Shuffle(HIGH_HALF_TWICE)] : [op.localGet(local)];
 }
 
 const f64Splat = (value: number): number[] => {
@@ -92,7 +92,7 @@ const f64Splat = (value: number): number[] => {
 
 /**
  * The kernel function: loads the n rows' vectors at the cursor, runs `compute` (which leaves
- * the f32x4 result in local `result`), replaces a zero result by NaN unless every input was +0,
+ * the f32x4 result on the stack), replaces a zero result by NaN unless every input was +0,
  * stores it, and moves on four coordinates until the cursor reaches `end`.
  */
 function kernelFunction(n: number, stride: number, frame: Frame, wires: readonly number[], compute: number[][]): WasmFunction {
@@ -114,12 +114,9 @@ function kernelFunction(n: number, stride: number, frame: Frame, wires: readonly
   ];
   const store = [op.localGet(Frame.CURSOR), op.localGet(result), op.v128Store(n * stride)];
   const advance = [op.localGet(Frame.CURSOR), op.i32Const(16), op.i32Add, op.localTee(Frame.CURSOR), op.localGet(Frame.END), op.i32LtU, op.brIf(0)];
-  const body = [op.loop, ...load, ...compute.map((c) => (c === RESULT ? op.localSet(result) : c)), ...settle, ...store, ...advance, op.end];
+  const body = [op.loop, ...load, ...compute, op.localSet(result), ...settle, ...store, ...advance, op.end];
   return { name: "run", params: [I32], locals: frame.locals(), body };
 }
-
-/** Placeholder in `compute` for "store the top of the stack in the result local". */
-const RESULT: number[] = [];
 
 interface Instance {
   readonly run: (end: number) => void;
@@ -131,12 +128,12 @@ function instantiate(bytes: Uint8Array): Instance {
   return { run: exports.run as (end: number) => void, heap: new Float32Array((exports.memory as WebAssembly.Memory).buffer) };
 }
 
-/** Runs an instance block by block over coordinates [start, end) of the rows. */
+/** Runs an instance block by block over the rows' coordinates. */
 function blockRunner(n: number, width: number, instance: Instance): SimdKernel {
   const { run, heap } = instance;
-  return (rows, start, end, out) => {
-    for (let from = start; from < end; from += width) {
-      const to = Math.min(end, from + width);
+  return (rows, d, out) => {
+    for (let from = 0; from < d; from += width) {
+      const to = Math.min(d, from + width);
       for (let i = 0; i < n; i++) heap.set(rows[i].subarray(from, to), i * width);
       run(Math.ceil((to - from) / 4) * 16);
       out.set(heap.subarray(n * width, n * width + (to - from)), from);
@@ -144,12 +141,12 @@ function blockRunner(n: number, width: number, instance: Instance): SimdKernel {
   };
 }
 
-function build(n: number, compute: (frame: Frame, wires: readonly number[]) => number[][]): SimdKernel {
+function build(n: number, compute: (frame: Frame, wires: readonly number[], stride: number) => number[][]): SimdKernel {
   const width = blockWidth(n);
   const stride = width * 4;
   const frame = new Frame();
   const wires = Array.from({ length: n }, () => frame.v128());
-  const fn = kernelFunction(n, stride, frame, wires, compute(frame, wires));
+  const fn = kernelFunction(n, stride, frame, wires, compute(frame, wires, stride));
   const pages = Math.ceil(((n + 1) * stride) / 65536);
   return blockRunner(n, width, instantiate(moduleBytes(pages, [fn])));
 }
@@ -170,11 +167,11 @@ export function simdMedianKernel(n: number): SimdKernel {
   const mid = n >> 1;
   return cached(`median:${n}`, () =>
     build(n, (frame, wires) => {
-      if (n % 2 === 1) return [...networkCode(n, [mid], wires), op.localGet(wires[mid]), RESULT];
+      if (n % 2 === 1) return [...networkCode(n, [mid], wires), op.localGet(wires[mid])];
       const a = wires[mid - 1];
       const b = wires[mid];
-      const half = (high: boolean) => [...promote(a, high), ...promote(b, high), op.f64x2Add, f64Splat(2), op.f64x2Div, op.f32x4DemoteF64x2Zero];
-      return [...networkCode(n, [mid - 1, mid], wires), ...half(false), ...half(true), op.i8x16Shuffle(JOIN_LOW_HALVES), RESULT];
+      const half = (upper: boolean) => [...promote(a, upper), ...promote(b, upper), op.f64x2Add, f64Splat(2), op.f64x2Div, op.f32x4DemoteF64x2Zero];
+      return [...networkCode(n, [mid - 1, mid], wires), ...half(false), ...half(true), op.i8x16Shuffle(JOIN_LOW_HALVES)];
     }),
   );
 }
@@ -193,31 +190,31 @@ function sortedSum(wires: readonly number[], trim: number): number[][] {
     op.f64x2Div,
     op.f32x4DemoteF64x2Zero,
   ];
-  return [...networkCode(n, Array.from({ length: kept.length }, (_, i) => trim + i), wires), ...half(false), ...half(true), op.i8x16Shuffle(JOIN_LOW_HALVES), RESULT];
+  return [...networkCode(n, Array.from({ length: kept.length }, (_, i) => trim + i), wires), ...half(false), ...half(true), op.i8x16Shuffle(JOIN_LOW_HALVES)];
 }
 
 /**
  * Trimmed mean of n values per coordinate, as the reference computes it: for columns of up to
- * SORTED_SUM_MAX, the kept values added in sorted order; for longer ones, the cut values (ranks trim and n - trim - 1) from the network, then the values
- * strictly between them summed in row order from +0 in float64, plus the copies of the cut
- * values that fill the kept ranks; divided by n - 2 * trim.
+ * SORTED_SUM_MAX, the kept values added in sorted order; for longer ones, the cut values (ranks
+ * trim and n - trim - 1) from the network, then the values strictly between them summed in row
+ * order from +0 in float64, plus the copies of the cut values that fill the kept ranks; divided
+ * by n - 2 * trim.
  */
 export function simdTrimmedMeanKernel(n: number, trim: number): SimdKernel {
   const kept = n - 2 * trim;
   return cached(`trimmed:${n}:${trim}`, () =>
-    build(n, (frame, wires) => {
+    build(n, (frame, wires, stride) => {
       if (n <= SORTED_SUM_MAX) return sortedSum(wires, trim);
       const low = wires[trim];
       const high = wires[n - trim - 1];
       const x = frame.v128();
-      const inside = frame.v128();
+      const insideLow = frame.v128();
       const insideHigh = frame.v128();
       const strictly = frame.v128();
       const atOrBelow = frame.v128();
       const copies = frame.v128();
       const rest = frame.v128();
-      const stride = blockWidth(n) * 4;
-      const zeroAll = [op.v128Const(ZERO), op.localTee(inside), op.localTee(insideHigh), op.localTee(strictly), op.localSet(atOrBelow)];
+      const zeroAll = [op.v128Const(ZERO), op.localTee(insideLow), op.localTee(insideHigh), op.localTee(strictly), op.localSet(atOrBelow)];
       // Row order, as the reference's keptSum: x inside (low, high) adds x, else +0 (the same sum).
       const rows = Array.from({ length: n }, (_, i) => [
         op.localGet(Frame.CURSOR),
@@ -238,7 +235,7 @@ export function simdTrimmedMeanKernel(n: number, trim: number): SimdKernel {
         op.localGet(x),
         op.v128And,
         op.localSet(x),
-        ...[op.localGet(inside), ...promote(x, false), op.f64x2Add, op.localSet(inside)],
+        ...[op.localGet(insideLow), ...promote(x, false), op.f64x2Add, op.localSet(insideLow)],
         ...[op.localGet(insideHigh), ...promote(x, true), op.f64x2Add, op.localSet(insideHigh)],
       ]).flat();
       // lowCopies = atOrBelow - trim; rest = kept - strictly - lowCopies (int32 lanes).
@@ -270,7 +267,7 @@ export function simdTrimmedMeanKernel(n: number, trim: number): SimdKernel {
         op.f64x2Div,
         op.f32x4DemoteF64x2Zero,
       ];
-      return [...networkCode(n, [trim, n - trim - 1], wires), ...zeroAll, ...rows, ...counts, ...half(false, inside), ...half(true, insideHigh), op.i8x16Shuffle(JOIN_LOW_HALVES), RESULT];
+      return [...networkCode(n, [trim, n - trim - 1], wires), ...zeroAll, ...rows, ...counts, ...half(false, insideLow), ...half(true, insideHigh), op.i8x16Shuffle(JOIN_LOW_HALVES)];
     }),
   );
 }
