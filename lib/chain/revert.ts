@@ -1,6 +1,6 @@
 // Turns failed calls and transactions into errors that name the contract's custom error and
 // its arguments, e.g. `StakeTooLow(required: 100, available: 0)`, instead of raw revert data.
-import { Interface, isCallException, type ContractTransactionResponse, type TransactionReceipt } from "ethers";
+import { Interface, isCallException, isError, type ContractTransactionResponse, type TransactionReceipt } from "ethers";
 import { AnchorFLError } from "../errors.js";
 
 export class ContractRevertError extends AnchorFLError {
@@ -52,14 +52,53 @@ export function decodeRevert(error: unknown, action: string, interfaces: readonl
   return error;
 }
 
-/** Sends a transaction, waits for it to be mined and decodes any revert. */
+/**
+ * A nonce another sender with the same key took between our nonce read and our send: the node
+ * answered "nonce too low" (ethers: NONCE_EXPIRED, also from eth_estimateGas) or, while the other
+ * transaction is still pending, "replacement transaction underpriced" (REPLACEMENT_UNDERPRICED).
+ * Not "already known": that is a transaction with our exact bytes already in the pool, and
+ * sending again with the next nonce would submit it twice.
+ */
+function isNonceCollision(error: unknown): boolean {
+  return isError(error, "NONCE_EXPIRED") || isError(error, "REPLACEMENT_UNDERPRICED");
+}
+
+const SEND_ATTEMPTS = 5;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sends a transaction, waits for it to be mined and decodes any revert.
+ *
+ * Two processes may send from one key (a swarm member runs `client run` and `aggregate`): each
+ * signer reads the pending nonce just before sending, so both can pick the same one and the node
+ * rejects the later. Such a rejection comes from `send()` itself, before the node accepted anything,
+ * so calling `send` again is safe: it builds a fresh transaction and reads the nonce anew. The
+ * jittered pause keeps two retrying processes from colliding again in lockstep. Nothing is
+ * re-sent once `send()` returned: that transaction is the node's, and waiting for it is all we do.
+ */
 export async function sendTransaction(
   action: string,
   interfaces: readonly Interface[],
   send: () => Promise<ContractTransactionResponse>,
 ): Promise<TransactionReceipt> {
+  let response: ContractTransactionResponse;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      response = await send();
+      break;
+    } catch (error) {
+      if (!isNonceCollision(error)) throw decodeRevert(error, action, interfaces);
+      if (attempt >= SEND_ATTEMPTS) {
+        throw new AnchorFLError(`${action}: another sender took the nonce ${attempt} times in a row`, {
+          hint: "several processes are sending from this key faster than they can take turns; run fewer of them on one key",
+          details: { attempts: attempt },
+          cause: error,
+        });
+      }
+      await sleep(50 * attempt + Math.random() * 100);
+    }
+  }
   try {
-    const response = await send();
     const receipt = await response.wait();
     if (!receipt) throw new AnchorFLError(`${action}: transaction ${response.hash} was dropped`);
     return receipt;
