@@ -3,12 +3,19 @@
 // same base model, one per participant); the chosen rule combines them in canonical order, and
 // the result is written as safetensors: the new model when the base model file is given, else
 // the aggregate delta.
+//
+// What a round depends on beyond its updates (state.ts) is given as files too: FLTrust's server
+// update, and a server optimiser's state from the previous round. Both are held to the round the
+// updates name, and the optimiser's new state is encoded as the aggregator pins it, so a round
+// re-run from its files gives the aggregator's model and state bytes.
 import { ZeroAddress, getAddress } from "ethers";
-import { aggregate, type AggregationResult, type RawParams } from "../aggregation/index.js";
+import { aggregate, getRule, getServerOptimiser, initialServerState, parseParams, type AggregationResult, type RawParams, type ServerState } from "../aggregation/index.js";
+import { decodeStoredSafetensors, denseTensors } from "../codec/safetensors.js";
 import { decodeUpdate, encodeUpdate, type UpdateFile } from "../codec/update-file.js";
 import { sha256Digest, type Hex32 } from "../digest.js";
 import { AnchorFLError } from "../errors.js";
 import { flatten, unflatten, type TensorShape } from "../tensors.js";
+import { OPTIMIZER_STATE, SERVER_UPDATE_STATE, StateFileError, checkBinding, decodeOptimizerState, encodeOptimizerState, type StateBinding } from "./state.js";
 
 export class OfflineAggregationError extends AnchorFLError {}
 
@@ -24,6 +31,14 @@ export interface OfflineOptions {
   readonly base?: NamedFile;
   /** Written as the output's author (the coordinator, to reproduce a round's model bytes); default the zero address. */
   readonly producer?: string;
+  /** FLTrust's server update: the round's `fltrust-server-update` file. Rule fltrust needs it; no other rule takes one. */
+  readonly serverUpdate?: NamedFile;
+  /**
+   * A server optimiser on top of the rule (it steps the model, so `base` is needed), starting from
+   * `state`: the `server-optimizer` file of the last finalized round before this one (absent: zero
+   * state, as in the first round).
+   */
+  readonly optimizer?: { readonly name: string; readonly params: RawParams; readonly state?: NamedFile };
 }
 
 export interface OfflineResult {
@@ -32,18 +47,56 @@ export interface OfflineResult {
   readonly aggregation: AggregationResult;
   /** Participant id (lowercase address) to the file it came from. */
   readonly sources: ReadonlyMap<string, string>;
+  /** With an optimiser: its state after the round, the bytes the aggregator pins as `server-optimizer`. */
+  readonly state?: Uint8Array;
+  /** With a server update: the root set and backend its file says it was trained with. */
+  readonly serverUpdate?: { readonly rootData: string; readonly backend: string };
 }
 
-function decodeNamed(file: NamedFile, expected?: readonly TensorShape[]): UpdateFile {
+/** Runs `read` on a file, prefixing any AnchorFL error with the file's name. */
+function named<T>(file: NamedFile, read: () => T): T {
   try {
-    return decodeUpdate(file.bytes, expected ? { expected } : {});
+    return read();
   } catch (error) {
     if (!(error instanceof AnchorFLError)) throw error;
     throw new OfflineAggregationError(`${file.name}: ${error.message}`, { cause: error });
   }
 }
 
-/** Aggregates the files with the rule; throws OfflineAggregationError naming the first file that does not fit. */
+const decodeNamed = (file: NamedFile, expected?: readonly TensorShape[]): UpdateFile => named(file, () => decodeUpdate(file.bytes, expected ? { expected } : {}));
+
+/** The server update of the round `binding` names, with the model's shapes; what the file is is checked before its shapes. */
+function readServerUpdate(file: NamedFile, shapes: readonly TensorShape[], binding: StateBinding) {
+  return named(file, () => {
+    const { tensors, metadata } = decodeStoredSafetensors(file.bytes);
+    checkBinding(metadata, SERVER_UPDATE_STATE, binding, {});
+    const update = flatten(denseTensors(tensors, shapes));
+    // FLTrust would refuse it too, but without the file's name.
+    if (update.every((x) => x === 0)) throw new StateFileError("expected a non-zero server update, found the zero vector");
+    return { update, rootData: metadata.root_data ?? "", backend: metadata.backend ?? "" };
+  });
+}
+
+/**
+ * The optimiser state the round `binding` names starts from. The aggregator takes it from the last
+ * finalized round's report, whose number and base model only the chain knows; a file given by hand
+ * must be a state of this task, model spec and optimiser, from an earlier round.
+ */
+function readPreviousState(file: NamedFile, optimizer: string, d: number, binding: StateBinding): ServerState {
+  return named(file, () => {
+    const { metadata } = decodeStoredSafetensors(file.bytes);
+    // Said first: the binding below names a round, which would mislead about a file of another kind.
+    const kind = metadata.anchorfl_state;
+    if (kind !== OPTIMIZER_STATE) throw new StateFileError(`expected a ${OPTIMIZER_STATE} state file, found ${kind === undefined ? "a file that is no state file (its metadata has no anchorfl_state)" : `a ${JSON.stringify(kind)} state file`}`);
+    const round = /^(0|[1-9][0-9]{0,19})$/.test(metadata.round ?? "") ? BigInt(metadata.round) : binding.round - 1n;
+    const own: StateBinding = { ...binding, round, baseModelDigest: (metadata.base_model_digest ?? binding.baseModelDigest) as Hex32 };
+    checkBinding(metadata, OPTIMIZER_STATE, own, { optimizer });
+    if (round >= binding.round) throw new StateFileError(`it is the state after round ${round}; round ${binding.round} starts from the state of an earlier round`);
+    return decodeOptimizerState(file.bytes, optimizer, d, own);
+  });
+}
+
+/** Aggregates the files with the rule (and optimiser); throws OfflineAggregationError naming the first file that does not fit. */
 export function aggregateFiles(files: readonly NamedFile[], options: OfflineOptions): OfflineResult {
   if (files.length === 0) throw new OfflineAggregationError("expected at least one update file, found none");
   const base = options.base ? decodeNamed(options.base) : undefined;
@@ -70,14 +123,30 @@ export function aggregateFiles(files: readonly NamedFile[], options: OfflineOpti
     if (sources.has(id)) throw new OfflineAggregationError(`${file.name} and ${sources.get(id)} are both from ${m.participant}; give one update per participant`);
     sources.set(id, file.name);
   }
+  const vectors = decoded.map(({ update }) => flatten(update.tensors));
+  const binding: StateBinding = { taskId: first.taskId, round: first.round, modelSpecDigest: first.modelSpecDigest, baseModelDigest: baseDigest };
+  const rule = getRule(options.rule.name);
+  const serverUpdate = options.serverUpdate && readServerUpdate(options.serverUpdate, shapes, binding);
+  if (rule.name === "fltrust" && !serverUpdate) {
+    throw new OfflineAggregationError("rule fltrust measures every update against the round's server update, and none was given", {
+      hint: "pass the fltrust-server-update file the round's report names with --server-update <file>",
+    });
+  }
+  if (serverUpdate && rule.name !== "fltrust") throw new OfflineAggregationError(`${options.serverUpdate!.name}: a server update serves rule fltrust only, and the rule is ${rule.name}`);
+  const optimizer = options.optimizer && startOptimizer(options.optimizer, vectors[0].length, binding, options.base);
+
   const result = aggregate(
-    options.rule.name,
-    decoded.map(({ update }) => ({ id: update.metadata.participant.toLowerCase(), numSamples: update.metadata.numSamples, vector: flatten(update.tensors) })),
+    rule.name,
+    decoded.map(({ update }, i) => ({ id: update.metadata.participant.toLowerCase(), numSamples: update.metadata.numSamples, vector: vectors[i] })),
     options.rule.params,
+    { serverUpdate: serverUpdate?.update },
   );
-  const out = new Float32Array(result.aggregate.length);
+  const server = optimizer && optimizer.spec.step(result.aggregate, optimizer.previous, optimizer.params);
+  const step = server?.delta ?? result.aggregate;
+  // float32 addition, element by element, as the aggregator builds the round's model.
+  const out = new Float32Array(step.length);
   const baseVector = base ? flatten(base.tensors) : undefined;
-  for (let i = 0; i < out.length; i++) out[i] = (baseVector ? baseVector[i] : 0) + result.aggregate[i];
+  for (let i = 0; i < out.length; i++) out[i] = (baseVector ? baseVector[i] : 0) + step[i];
   const numSamples = decoded.reduce((sum, { update }) => sum + update.metadata.numSamples, 0);
   const bytes = encodeUpdate(unflatten(out, shapes), {
     taskId: first.taskId,
@@ -89,5 +158,21 @@ export function aggregateFiles(files: readonly NamedFile[], options: OfflineOpti
     modelSpecDigest: first.modelSpecDigest,
     extra: {},
   });
-  return { bytes, kind: base ? "model" : "delta", aggregation: result, sources };
+  return {
+    bytes,
+    kind: base ? "model" : "delta",
+    aggregation: result,
+    sources,
+    ...(server ? { state: encodeOptimizerState(server.state, { name: optimizer!.spec.name, params: optimizer!.params }, binding) } : {}),
+    ...(serverUpdate ? { serverUpdate: { rootData: serverUpdate.rootData, backend: serverUpdate.backend } } : {}),
+  };
+}
+
+/** The optimiser, its checked parameters and the state the round starts from. */
+function startOptimizer(choice: NonNullable<OfflineOptions["optimizer"]>, d: number, binding: StateBinding, base: NamedFile | undefined) {
+  const spec = getServerOptimiser(choice.name);
+  const params = parseParams(spec, choice.params);
+  if (!base) throw new OfflineAggregationError(`server optimiser ${spec.name} steps the model, so it needs the base model file`, { hint: "pass the round's base model with --base <file>" });
+  const previous = choice.state ? readPreviousState(choice.state, spec.name, d, binding) : initialServerState(d, spec.secondMoment);
+  return { spec, params, previous };
 }

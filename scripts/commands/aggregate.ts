@@ -92,7 +92,6 @@ function rootOptionsOf(o: OptimizerFlags): Pick<RunOptions, "rootData" | "rootTr
 }
 
 function addOptimizerOptions(command: Command): Command {
-  const t = DEFAULT_ROOT_TRAINING;
   return command
     .option("--optimizer <name>", `server optimiser on top of the rule, its state carried round to round: ${Object.keys(serverOptimisers).join(", ")}`)
     .option("--server-lr <x>", "server learning rate (defaults: fedavgm 1, fedadam 0.1, fedyogi 0.01)")
@@ -101,7 +100,13 @@ function addOptimizerOptions(command: Command): Command {
     .option("--beta2 <x>", "fedadam, fedyogi: second-moment decay (default 0.99)")
     .option("--tau <x>", "fedadam, fedyogi: adaptivity added to sqrt(v) (defaults 1e-9, 1e-3)")
     .option("--bias-correction", "fedadam, fedyogi: Adam's bias correction")
-    .option("--optimizer-param <key=value...>", "any server optimiser parameter by its name (lr, momentum, beta1, beta2, tau, biasCorrection)")
+    .option("--optimizer-param <key=value...>", "any server optimiser parameter by its name (lr, momentum, beta1, beta2, tau, biasCorrection)");
+}
+
+/** FLTrust's root set flags: only the aggregator trains a server update (aggregate-files reads one from a file). */
+function addRootOptions(command: Command): Command {
+  const t = DEFAULT_ROOT_TRAINING;
+  return command
     .option("--root-data <name>", `fltrust: the root set the server update trains on, mnist-root:<seed>:<size> (default ${DEFAULT_ROOT_DATA})`)
     .option("--root-epochs <n>", `fltrust: server training epochs (default ${t.epochs})`)
     .option("--root-batch-size <n>", `fltrust: server training batch size (default ${t.batchSize})`)
@@ -122,12 +127,14 @@ function addRuleOptions(command: Command): Command {
 const seconds = (text: string, what: string) => parseInteger(text, what, 1, 86_400) * 1000;
 
 export function register(program: Command): void {
-  addOptimizerOptions(
-    addRuleOptions(
-      program
-        .command("aggregate")
-        .description("aggregate a task's rounds: wait for Aggregation, fetch and judge the reveals, aggregate, pin the model and report, submit the result")
-        .requiredOption("--task <id>", "task id"),
+  addRootOptions(
+    addOptimizerOptions(
+      addRuleOptions(
+        program
+          .command("aggregate")
+          .description("aggregate a task's rounds: wait for Aggregation, fetch and judge the reveals, aggregate, pin the model and report, submit the result")
+          .requiredOption("--task <id>", "task id"),
+      ),
     ),
   )
     .option("--policy <key=value...>", `verdict policy parameters (defaults: ${Object.entries(DEFAULT_POLICY).map(([k, v]) => `${k}=${v}`).join(", ")})`)
@@ -199,27 +206,43 @@ export function register(program: Command): void {
       );
     });
 
-  addRuleOptions(
-    program
-      .command("aggregate-files")
-      .description("aggregate update files offline (no chain) with a chosen rule and write the result as safetensors")
-      .argument("<files...>", "update files (safetensors deltas of one model and base)")
-      .requiredOption("--out <file>", "where to write the result"),
+  addOptimizerOptions(
+    addRuleOptions(
+      program
+        .command("aggregate-files")
+        .description("aggregate update files offline (no chain) with a chosen rule and server optimiser, and write the result as safetensors")
+        .argument("<files...>", "update files (safetensors deltas of one model and base)")
+        .requiredOption("--out <file>", "where to write the result"),
+    ),
   )
-    .option("--base <model>", "the base model file: write base + aggregate as a model (else the aggregate delta)")
+    .option("--base <model>", "the base model file: write base + aggregate as a model (else the aggregate delta; a server optimiser needs it)")
     .option("--producer <address>", "author written into the output (the coordinator address reproduces a round's model bytes)")
-    .action(async (files: string[], o: RuleFlags & { out: string; base?: string; producer?: string }) => {
+    .option("--server-update <file>", "fltrust: the round's server update (the fltrust-server-update file its report names)")
+    .option("--state <file>", "with --optimizer: the state to start from, the server-optimizer file of the last finalized round (absent: zero state, as in a first round)")
+    .option("--state-out <file>", "with --optimizer: where to write the optimiser state after this round")
+    .action(async (files: string[], o: RuleFlags & OptimizerFlags & { out: string; base?: string; producer?: string; serverUpdate?: string; state?: string; stateOut?: string }) => {
+      const optimizerParams = optimizerParamsOf(o);
+      const optimizerOnly = [...Object.keys(optimizerParams).filter((k) => optimizerParams[k] !== undefined), ...(o.state ? ["--state"] : []), ...(o.stateOut ? ["--state-out"] : [])];
+      if (o.optimizer === undefined && optimizerOnly.length > 0) throw new CommandOptionError(`${optimizerOnly.join(", ")} given without a server optimiser; add --optimizer ${Object.keys(serverOptimisers).join("|")}`);
       const read = async (name: string) => ({ name, bytes: new Uint8Array(await readFile(name)) });
       const result = aggregateFiles(await Promise.all(files.map(read)), {
         rule: { name: o.rule, params: ruleParamsOf(o) },
         ...(o.base ? { base: await read(o.base) } : {}),
         ...(o.producer ? { producer: o.producer } : {}),
+        ...(o.serverUpdate ? { serverUpdate: await read(o.serverUpdate) } : {}),
+        ...(o.optimizer !== undefined ? { optimizer: { name: o.optimizer, params: optimizerParams, ...(o.state ? { state: await read(o.state) } : {}) } } : {}),
       });
       await writeFile(o.out, result.bytes);
+      if (result.state && o.stateOut) await writeFile(o.stateOut, result.state);
       const content = await describeContent(result.bytes);
       for (const p of result.aggregation.participants) {
         console.log(`${result.sources.get(p.id)}: ${p.selected ? "selected" : "left out"}, score ${p.score.toPrecision(6)}, norm ${p.norm.toPrecision(6)}, cosine to aggregate ${p.cosine.toFixed(4)}`);
       }
-      console.log(`${result.kind} written to ${o.out}: ${result.bytes.length} bytes, digest ${content.digest}, cid ${content.cid} (${result.aggregation.rule} ${JSON.stringify(result.aggregation.params)})`);
+      if (result.serverUpdate) console.log(`server update ${o.serverUpdate}: trained on ${result.serverUpdate.rootData} with ${result.serverUpdate.backend}`);
+      console.log(`${result.kind} written to ${o.out}: ${result.bytes.length} bytes, digest ${content.digest}, cid ${content.cid} (${result.aggregation.rule} ${JSON.stringify(result.aggregation.params)}${o.optimizer ? ` + ${o.optimizer}` : ""})`);
+      if (result.state) {
+        const digest = (await describeContent(result.state)).digest;
+        console.log(o.stateOut ? `optimiser state written to ${o.stateOut}: ${result.state.length} bytes, digest ${digest}` : `optimiser state not written (digest ${digest}); --state-out <file> keeps it for the next round`);
+      }
     });
 }
