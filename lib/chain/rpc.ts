@@ -18,10 +18,26 @@ export interface RpcOptions {
 
 const TRANSIENT = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|timeout|fetch failed|other side closed|\b(429|502|503|504)\b|SERVER_ERROR|TIMEOUT/i;
 
-export function isTransientRpcError(error: unknown): boolean {
+/**
+ * Failures that prove the request never reached the node (refused connection, rate limit): the
+ * only ones after which a signed transaction is sent again. After a timeout or a dropped
+ * connection it may have been received and mined; the retry would then be told "nonce too low",
+ * and sendTransaction (revert.ts), which re-sends on a nonce taken by another process, would
+ * perform the action twice.
+ */
+const NOT_DELIVERED = /ECONNREFUSED|\b429\b/;
+
+function errorText(error: unknown): string {
   const e = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
-  const text = `${e?.code ?? ""} ${e?.message ?? ""} ${e?.cause?.code ?? ""} ${e?.cause?.message ?? ""}`;
-  return TRANSIENT.test(text);
+  return `${e?.code ?? ""} ${e?.message ?? ""} ${e?.cause?.code ?? ""} ${e?.cause?.message ?? ""}`;
+}
+
+export function isTransientRpcError(error: unknown): boolean {
+  return TRANSIENT.test(errorText(error));
+}
+
+function sendsTransaction(payload: JsonRpcPayload | JsonRpcPayload[]): boolean {
+  return (Array.isArray(payload) ? payload : [payload]).some((p) => p.method === "eth_sendRawTransaction");
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -48,6 +64,13 @@ export class RetryingJsonRpcProvider extends JsonRpcProvider {
         return await super._send(payload);
       } catch (error) {
         if (!isTransientRpcError(error)) throw error;
+        if (sendsTransaction(payload) && !NOT_DELIVERED.test(errorText(error))) {
+          throw new RpcUnavailableError(`RPC endpoint ${this.url} failed while a transaction was being sent (${(error as Error).message}); not sent again, since the node may have received it`, {
+            hint: "look at the account's latest transactions (or the audit trail) before repeating the command",
+            details: { url: this.url, attempts: attempt },
+            cause: error,
+          });
+        }
         if (attempt >= this.#attempts) {
           throw new RpcUnavailableError(`RPC endpoint ${this.url} failed ${attempt} times: ${(error as Error).message}`, {
             hint: "check that the node is running and reachable (for a local chain: npm run node)",

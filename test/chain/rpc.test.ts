@@ -1,6 +1,8 @@
 import { expect } from "chai";
+import { HDNodeWallet, Mnemonic } from "ethers";
 import http from "node:http";
 import { connectRpc, probeChainId, RpcUnavailableError } from "../../lib/chain/rpc.js";
+import { HARDHAT_MNEMONIC } from "../../lib/config.js";
 import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 
 describe("chain RPC access", function () {
@@ -82,5 +84,54 @@ describe("chain RPC access", function () {
     proxy.close();
     expect(error).to.be.instanceOf(RpcUnavailableError);
     expect(error.message).to.include(url).and.to.include("failed 3 times");
+  });
+
+  /**
+   * A proxy in front of the node that handles the first eth_sendRawTransaction with `first`:
+   * "forward-then-504" delivers it and loses the answer; "429" refuses it without delivering.
+   */
+  async function sendThroughFlakyProxy(first: "forward-then-504" | "429"): Promise<{ error: unknown; sends: number; nonceBefore: number; nonceAfter: number }> {
+    let sends = 0;
+    const forward = async (body: string) => fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const proxy = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = Buffer.concat(chunks).toString();
+      if (body.includes("eth_sendRawTransaction") && sends++ === 0) {
+        if (first === "forward-then-504") await forward(body);
+        res.writeHead(first === "429" ? 429 : 504).end("try later");
+        return;
+      }
+      const upstream = await forward(body);
+      res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const provider = await connectRpc(url, { backoffMs: 5 });
+    const wallet = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(HARDHAT_MNEMONIC), "m/44'/60'/0'/0/7").connect(provider);
+    const nonceBefore = await provider.getTransactionCount(wallet.address);
+    const error = await wallet
+      .sendTransaction({ to: wallet.address, value: 1n })
+      .then((tx) => tx.wait())
+      .then(() => undefined, (e: unknown) => e);
+    const nonceAfter = await provider.getTransactionCount(wallet.address);
+    provider.destroy();
+    proxy.close();
+    return { error, sends, nonceBefore, nonceAfter };
+  }
+
+  it("does not send a transaction again after a failure that may have delivered it, and says so", async () => {
+    const { error, sends, nonceBefore, nonceAfter } = await sendThroughFlakyProxy("forward-then-504");
+    expect(error).to.be.instanceOf(RpcUnavailableError);
+    expect((error as Error).message).to.include("not sent again");
+    expect(sends).to.equal(1);
+    expect(nonceAfter - nonceBefore, "the delivered transaction was mined once").to.equal(1);
+  });
+
+  it("sends a transaction again after a failure that proves it was not delivered (429)", async () => {
+    const { error, sends, nonceBefore, nonceAfter } = await sendThroughFlakyProxy("429");
+    expect(error).to.equal(undefined);
+    expect(sends).to.equal(2);
+    expect(nonceAfter - nonceBefore).to.equal(1);
   });
 });
