@@ -1,9 +1,10 @@
 // WebAssembly SIMD kernels for the coordinate-wise median and trimmed mean (coordinatewise.ts
-// uses them for up to SIMD_MAX updates). Four coordinates at a time: the
-// n rows' values for coordinates k..k+3 are four-lane vectors, put in order by a pruned Batcher
-// network of lane-wise min/max (no branch, no data-dependent memory access), then reduced in
-// float64 exactly as the reference (coordinatewise.ts) reduces: the median's two middle values
-// added and halved, the trimmed mean's kept values summed in row order from the two cut values.
+// uses them for up to SIMD_MAX updates). Four coordinates at a time: the n rows' values for
+// coordinates k..k+3 are four-lane vectors, put in order by a pruned Batcher network of
+// lane-wise min/max (no branch, no data-dependent memory access), then reduced in float64
+// exactly as the reference (coordinatewise.ts) reduces: the median's two middle values added and
+// halved, the trimmed mean's kept values summed in sorted order (short columns) or in row order
+// from the two cut values.
 //
 // The rows are copied block by block into the module's memory (a few hundred KiB, reused), so
 // there is never a copy of the n x d matrix. pmin/pmax order finite values exactly as the
@@ -12,10 +13,13 @@
 // result: inputs are finite) and recomputed by the caller the reference way. So every output is
 // bit-identical to the reference's.
 import { prune, sortingNetwork } from "./networks.js";
-import { I32, lanes32, moduleBytes, op, V128, type WasmFunction } from "./wasm.js";
+import { Code, I32, lanes32, lanesF64, moduleBytes, V128 } from "./wasm.js";
 
 /** Longest column given to a SIMD network; longer ones go through selection (select.ts). */
 export const SIMD_MAX = 256;
+
+/** Columns up to this long are summed in sorted order by the reference (coordinatewise.ts), longer ones in row order. */
+export const SORTED_SUM_MAX = 16;
 
 /** Fills out[0, d) with the rule's value per coordinate, NaN where the caller must recompute it. */
 export type SimdKernel = (rows: readonly Float32Array[], d: number, out: Float32Array) => void;
@@ -29,14 +33,15 @@ const ZERO = lanes32(0);
 /** Whether this engine runs wasm SIMD (V8 needs SSE4.1 on x86); without it the scalar paths run. */
 export const simdAvailable: boolean = (() => {
   try {
-    return WebAssembly.validate(moduleBytes(1, [{ name: "probe", params: [], locals: [{ count: 1, type: V128 }], body: [op.localGet(0), op.localGet(0), op.f32x4Pmin, op.localSet(0)] }]));
+    const body = new Code().localGet(0).localGet(0).f32x4Pmin().localSet(0);
+    return WebAssembly.validate(moduleBytes(1, [{ name: "probe", params: [], locals: [{ count: 1, type: V128 }], body }]));
   } catch {
     return false;
   }
 })();
 
 /**
- * Coordinates per block: a multiple of 4 sized so one block of every row (n x block float32)
+ * Coordinates per block: a multiple of 16 sized so one block of every row (n x block float32)
  * is about 256 KiB and stays in cache. A function of n only; results never depend on it.
  */
 function blockWidth(n: number): number {
@@ -62,75 +67,73 @@ class Frame {
   }
 }
 
-/** The code of a network over locals `wires`: after it, the pruned network's wanted wires hold their ranks. */
-function networkCode(n: number, wanted: readonly number[], wires: readonly number[]): number[][] {
-  return prune(sortingNetwork(n), n, wanted).flatMap(({ lo, hi, needLo, needHi }) => {
+/** A kernel's code generator: the wires (one v128 local per row) and where row i's vector is. */
+interface Kernel {
+  readonly code: Code;
+  readonly frame: Frame;
+  readonly wires: readonly number[];
+  readonly stride: number;
+}
+
+/** After this code, the pruned network's wanted wires hold their ranks. */
+function emitNetwork({ code, wires }: Kernel, wanted: readonly number[]): void {
+  for (const { lo, hi, needLo, needHi } of prune(sortingNetwork(wires.length), wires.length, wanted)) {
     const a = wires[lo];
     const b = wires[hi];
-    // pmin(a, b) = b < a ? b : a; pmax(a, b) = a < b ? b : a: the smaller and the larger of two finite values.
-    const min = [op.localGet(a), op.localGet(b), op.f32x4Pmin];
-    const max = [op.localGet(a), op.localGet(b), op.f32x4Pmax];
-    if (needLo && needHi) return [...min, ...max, op.localSet(b), op.localSet(a)];
-    return needLo ? [...min, op.localSet(a)] : [...max, op.localSet(b)];
-  });
+    if (needLo) code.localGet(a).localGet(b).f32x4Pmin();
+    if (needHi) code.localGet(a).localGet(b).f32x4Pmax().localSet(b);
+    if (needLo) code.localSet(a);
+  }
 }
 
 /** Pushes the float64 values of lanes 0-1 (upper = false) or 2-3 (upper = true) of the f32x4 in `local`. */
-function promote(local: number, upper: boolean): number[][] {
-  return upper ? [op.localGet(local), op.localGet(local), op.i8x16Shuffle(HIGH_HALF_TWICE), op.f64x2PromoteLowF32x4] : [op.localGet(local), op.f64x2PromoteLowF32x4];
+function emitPromote(code: Code, local: number, upper: boolean): void {
+  code.localGet(local);
+  if (upper) code.localGet(local).i8x16Shuffle(HIGH_HALF_TWICE);
+  code.f64x2PromoteLowF32x4();
 }
 
-/** Pushes the int32 lanes 2-3 of `local` moved to lanes 0-1 (or the vector as is), for f64x2.convert_low_i32x4_s. */
-function lowOrHighInts(local: number, upper: boolean): number[][] {
-  return upper ? [op.localGet(local), op.localGet(local), op.i8x16Shuffle(HIGH_HALF_TWICE)] : [op.localGet(local)];
+/** Pushes the float64 values of int32 lanes 0-1 (upper = false) or 2-3 (upper = true) of `local`. */
+function emitConvert(code: Code, local: number, upper: boolean): void {
+  code.localGet(local);
+  if (upper) code.localGet(local).i8x16Shuffle(HIGH_HALF_TWICE);
+  code.f64x2ConvertLowI32x4S();
 }
 
-const f64Splat = (value: number): number[] => {
-  const bytes = new Uint8Array(new Float64Array([value, value]).buffer);
-  return op.v128Const([...bytes]);
-};
+/** Turns the two float64 halves on the stack (lanes 0-1, then 2-3) into one f32x4. */
+function emitJoin(code: Code): void {
+  code.i8x16Shuffle(JOIN_LOW_HALVES);
+}
 
 /**
  * The kernel function: loads the n rows' vectors at the cursor, runs `compute` (which leaves
  * the f32x4 result on the stack), replaces a zero result by NaN unless every input was +0,
  * stores it, and moves on four coordinates until the cursor reaches `end`.
  */
-function kernelFunction(n: number, stride: number, frame: Frame, wires: readonly number[], compute: number[][]): WasmFunction {
+function build(n: number, compute: (kernel: Kernel) => void): SimdKernel {
+  const width = blockWidth(n);
+  const stride = width * 4;
+  const frame = new Frame();
+  const code = new Code();
+  const kernel: Kernel = { code, frame, wires: Array.from({ length: n }, () => frame.v128()), stride };
   const bits = frame.v128();
   const result = frame.v128();
-  const load = wires.flatMap((x, i) => [op.localGet(Frame.CURSOR), op.v128Load(i * stride), op.localTee(x), ...(i === 0 ? [] : [op.localGet(bits), op.v128Or]), op.localSet(bits)]);
-  const settle = [
-    op.v128Const(NAN),
-    op.localGet(result),
-    op.localGet(result),
-    op.v128Const(ZERO),
-    op.f32x4Eq,
-    op.localGet(bits),
-    op.v128Const(ZERO),
-    op.i32x4Ne,
-    op.v128And,
-    op.v128Bitselect,
-    op.localSet(result),
-  ];
-  const store = [op.localGet(Frame.CURSOR), op.localGet(result), op.v128Store(n * stride)];
-  const advance = [op.localGet(Frame.CURSOR), op.i32Const(16), op.i32Add, op.localTee(Frame.CURSOR), op.localGet(Frame.END), op.i32LtU, op.brIf(0)];
-  const body = [op.loop, ...load, ...compute, op.localSet(result), ...settle, ...store, ...advance, op.end];
-  return { name: "run", params: [I32], locals: frame.locals(), body };
-}
-
-interface Instance {
-  readonly run: (end: number) => void;
-  readonly heap: Float32Array;
-}
-
-function instantiate(bytes: Uint8Array): Instance {
-  const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes));
-  return { run: exports.run as (end: number) => void, heap: new Float32Array((exports.memory as WebAssembly.Memory).buffer) };
-}
-
-/** Runs an instance block by block over the rows' coordinates. */
-function blockRunner(n: number, width: number, instance: Instance): SimdKernel {
-  const { run, heap } = instance;
+  code.loop();
+  kernel.wires.forEach((x, i) => {
+    code.localGet(Frame.CURSOR).v128Load(i * stride).localTee(x);
+    if (i > 0) code.localGet(bits).v128Or();
+    code.localSet(bits);
+  });
+  compute(kernel);
+  code.localSet(result);
+  // result = (result == 0 && bits != 0) ? NaN : result
+  code.v128Const(NAN).localGet(result).localGet(result).v128Const(ZERO).f32x4Eq().localGet(bits).v128Const(ZERO).i32x4Ne().v128And().v128Bitselect().localSet(result);
+  code.localGet(Frame.CURSOR).localGet(result).v128Store(n * stride);
+  code.localGet(Frame.CURSOR).i32Const(16).i32Add().localTee(Frame.CURSOR).localGet(Frame.END).i32LtU().brIf(0).end();
+  const pages = Math.ceil(((n + 1) * stride) / 65536);
+  const { exports } = new WebAssembly.Instance(new WebAssembly.Module(moduleBytes(pages, [{ name: "run", params: [I32], locals: frame.locals(), body: code }])));
+  const run = exports.run as (end: number) => void;
+  const heap = new Float32Array((exports.memory as WebAssembly.Memory).buffer);
   return (rows, d, out) => {
     for (let from = 0; from < d; from += width) {
       const to = Math.min(d, from + width);
@@ -139,16 +142,6 @@ function blockRunner(n: number, width: number, instance: Instance): SimdKernel {
       out.set(heap.subarray(n * width, n * width + (to - from)), from);
     }
   };
-}
-
-function build(n: number, compute: (frame: Frame, wires: readonly number[], stride: number) => number[][]): SimdKernel {
-  const width = blockWidth(n);
-  const stride = width * 4;
-  const frame = new Frame();
-  const wires = Array.from({ length: n }, () => frame.v128());
-  const fn = kernelFunction(n, stride, frame, wires, compute(frame, wires, stride));
-  const pages = Math.ceil(((n + 1) * stride) / 65536);
-  return blockRunner(n, width, instantiate(moduleBytes(pages, [fn])));
 }
 
 const kernels = new Map<string, SimdKernel>();
@@ -166,31 +159,22 @@ function cached(key: string, make: () => SimdKernel): SimdKernel {
 export function simdMedianKernel(n: number): SimdKernel {
   const mid = n >> 1;
   return cached(`median:${n}`, () =>
-    build(n, (frame, wires) => {
-      if (n % 2 === 1) return [...networkCode(n, [mid], wires), op.localGet(wires[mid])];
-      const a = wires[mid - 1];
-      const b = wires[mid];
-      const half = (upper: boolean) => [...promote(a, upper), ...promote(b, upper), op.f64x2Add, f64Splat(2), op.f64x2Div, op.f32x4DemoteF64x2Zero];
-      return [...networkCode(n, [mid - 1, mid], wires), ...half(false), ...half(true), op.i8x16Shuffle(JOIN_LOW_HALVES)];
+    build(n, (kernel) => {
+      const { code, wires } = kernel;
+      if (n % 2 === 1) {
+        emitNetwork(kernel, [mid]);
+        code.localGet(wires[mid]);
+        return;
+      }
+      emitNetwork(kernel, [mid - 1, mid]);
+      for (const upper of [false, true]) {
+        emitPromote(code, wires[mid - 1], upper);
+        emitPromote(code, wires[mid], upper);
+        code.f64x2Add().v128Const(lanesF64(2)).f64x2Div().f32x4DemoteF64x2Zero();
+      }
+      emitJoin(code);
     }),
   );
-}
-
-/** Columns up to this long are summed in sorted order by the reference (coordinatewise.ts), longer ones in row order. */
-export const SORTED_SUM_MAX = 16;
-
-/** The kept wires (ranks trim .. n - trim - 1) added in sorted order from +0 in float64, divided by their count. */
-function sortedSum(wires: readonly number[], trim: number): number[][] {
-  const n = wires.length;
-  const kept = wires.slice(trim, n - trim);
-  const half = (upper: boolean) => [
-    op.v128Const(ZERO),
-    ...kept.flatMap((w) => [...promote(w, upper), op.f64x2Add]),
-    f64Splat(kept.length),
-    op.f64x2Div,
-    op.f32x4DemoteF64x2Zero,
-  ];
-  return [...networkCode(n, Array.from({ length: kept.length }, (_, i) => trim + i), wires), ...half(false), ...half(true), op.i8x16Shuffle(JOIN_LOW_HALVES)];
 }
 
 /**
@@ -201,73 +185,65 @@ function sortedSum(wires: readonly number[], trim: number): number[][] {
  * by n - 2 * trim.
  */
 export function simdTrimmedMeanKernel(n: number, trim: number): SimdKernel {
+  return cached(`trimmed:${n}:${trim}`, () => build(n, (kernel) => (n <= SORTED_SUM_MAX ? emitSortedSum(kernel, trim) : emitKeptSum(kernel, trim))));
+}
+
+/** The kept wires (ranks trim .. n - trim - 1) added in sorted order from +0 in float64, divided by their count. */
+function emitSortedSum(kernel: Kernel, trim: number): void {
+  const { code, wires } = kernel;
+  const kept = wires.slice(trim, wires.length - trim);
+  emitNetwork(kernel, Array.from(kept, (_, i) => trim + i));
+  for (const upper of [false, true]) {
+    code.v128Const(ZERO);
+    for (const w of kept) {
+      emitPromote(code, w, upper);
+      code.f64x2Add();
+    }
+    code.v128Const(lanesF64(kept.length)).f64x2Div().f32x4DemoteF64x2Zero();
+  }
+  emitJoin(code);
+}
+
+/** The reference's keptSum for columns longer than SORTED_SUM_MAX, lane-wise (see simdTrimmedMeanKernel). */
+function emitKeptSum(kernel: Kernel, trim: number): void {
+  const { code, frame, wires, stride } = kernel;
+  const n = wires.length;
   const kept = n - 2 * trim;
-  return cached(`trimmed:${n}:${trim}`, () =>
-    build(n, (frame, wires, stride) => {
-      if (n <= SORTED_SUM_MAX) return sortedSum(wires, trim);
-      const low = wires[trim];
-      const high = wires[n - trim - 1];
-      const x = frame.v128();
-      const insideLow = frame.v128();
-      const insideHigh = frame.v128();
-      const strictly = frame.v128();
-      const atOrBelow = frame.v128();
-      const copies = frame.v128();
-      const rest = frame.v128();
-      const zeroAll = [op.v128Const(ZERO), op.localTee(insideLow), op.localTee(insideHigh), op.localTee(strictly), op.localSet(atOrBelow)];
-      // Row order, as the reference's keptSum: x inside (low, high) adds x, else +0 (the same sum).
-      const rows = Array.from({ length: n }, (_, i) => [
-        op.localGet(Frame.CURSOR),
-        op.v128Load(i * stride),
-        op.localTee(x),
-        op.localGet(low),
-        op.f32x4Gt,
-        op.localGet(x),
-        op.localGet(high),
-        op.f32x4Lt,
-        op.v128And,
-        op.localTee(rest), // the inside mask, reused as scratch
-        op.localGet(strictly),
-        op.localGet(rest),
-        op.i32x4Sub,
-        op.localSet(strictly),
-        ...[op.localGet(atOrBelow), op.localGet(x), op.localGet(low), op.f32x4Le, op.i32x4Sub, op.localSet(atOrBelow)],
-        op.localGet(x),
-        op.v128And,
-        op.localSet(x),
-        ...[op.localGet(insideLow), ...promote(x, false), op.f64x2Add, op.localSet(insideLow)],
-        ...[op.localGet(insideHigh), ...promote(x, true), op.f64x2Add, op.localSet(insideHigh)],
-      ]).flat();
-      // lowCopies = atOrBelow - trim; rest = kept - strictly - lowCopies (int32 lanes).
-      const counts = [
-        ...[op.localGet(atOrBelow), op.i32Const(trim), op.i32x4Splat, op.i32x4Sub, op.localSet(copies)],
-        ...[op.i32Const(kept), op.i32x4Splat, op.localGet(strictly), op.i32x4Sub, op.localGet(copies), op.i32x4Sub, op.localSet(rest)],
-      ];
-      const half = (upper: boolean, sum: number) => [
-        // low == high ? kept * low : (inside + copies * low) + rest * high
-        f64Splat(kept),
-        ...promote(low, upper),
-        op.f64x2Mul,
-        op.localGet(sum),
-        ...lowOrHighInts(copies, upper),
-        op.f64x2ConvertLowI32x4S,
-        ...promote(low, upper),
-        op.f64x2Mul,
-        op.f64x2Add,
-        ...lowOrHighInts(rest, upper),
-        op.f64x2ConvertLowI32x4S,
-        ...promote(high, upper),
-        op.f64x2Mul,
-        op.f64x2Add,
-        ...promote(low, upper),
-        ...promote(high, upper),
-        op.f64x2Eq,
-        op.v128Bitselect,
-        f64Splat(kept),
-        op.f64x2Div,
-        op.f32x4DemoteF64x2Zero,
-      ];
-      return [...networkCode(n, [trim, n - trim - 1], wires), ...zeroAll, ...rows, ...counts, ...half(false, insideLow), ...half(true, insideHigh), op.i8x16Shuffle(JOIN_LOW_HALVES)];
-    }),
-  );
+  emitNetwork(kernel, [trim, n - trim - 1]);
+  const low = wires[trim];
+  const high = wires[n - trim - 1];
+  const [x, mask, strictly, atOrBelow, copies, rest] = [frame.v128(), frame.v128(), frame.v128(), frame.v128(), frame.v128(), frame.v128()];
+  const sums = [frame.v128(), frame.v128()];
+  code.v128Const(ZERO).localTee(sums[0]).localTee(sums[1]).localTee(strictly).localSet(atOrBelow);
+  // Row order, as the reference: x strictly inside (low, high) adds x, any other adds +0 (the same sum).
+  for (let i = 0; i < n; i++) {
+    code.localGet(Frame.CURSOR).v128Load(i * stride).localTee(x).localGet(low).f32x4Gt().localGet(x).localGet(high).f32x4Lt().v128And().localSet(mask);
+    code.localGet(strictly).localGet(mask).i32x4Sub().localSet(strictly); // a true lane is -1
+    code.localGet(atOrBelow).localGet(x).localGet(low).f32x4Le().i32x4Sub().localSet(atOrBelow);
+    code.localGet(x).localGet(mask).v128And().localSet(x);
+    for (const upper of [false, true]) {
+      code.localGet(sums[+upper]);
+      emitPromote(code, x, upper);
+      code.f64x2Add().localSet(sums[+upper]);
+    }
+  }
+  // copies of low in the kept ranks = atOrBelow - trim; copies of high = kept - strictly - copies of low.
+  code.localGet(atOrBelow).i32Const(trim).i32x4Splat().i32x4Sub().localSet(copies);
+  code.i32Const(kept).i32x4Splat().localGet(strictly).i32x4Sub().localGet(copies).i32x4Sub().localSet(rest);
+  for (const upper of [false, true]) {
+    // low == high ? kept * low : (sum + copies * low) + rest * high
+    code.v128Const(lanesF64(kept));
+    emitPromote(code, low, upper);
+    code.f64x2Mul().localGet(sums[+upper]);
+    emitConvert(code, copies, upper);
+    emitPromote(code, low, upper);
+    code.f64x2Mul().f64x2Add();
+    emitConvert(code, rest, upper);
+    emitPromote(code, high, upper);
+    code.f64x2Mul().f64x2Add();
+    emitPromote(code, low, upper);
+    emitPromote(code, high, upper);
+    code.f64x2Eq().v128Bitselect().v128Const(lanesF64(kept)).f64x2Div().f32x4DemoteF64x2Zero();
+  }
+  emitJoin(code);
 }

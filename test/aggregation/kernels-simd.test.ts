@@ -9,7 +9,7 @@ import { expect } from "chai";
 import { coordinateMedian, coordinateTrimmedMean, selectionMedian, selectionTrimmedMean } from "../../lib/aggregation/coordinatewise.js";
 import { prune, sortingNetwork } from "../../lib/aggregation/networks.js";
 import { SIMD_MAX, simdAvailable } from "../../lib/aggregation/simd.js";
-import { u32 } from "../../lib/aggregation/wasm.js";
+import { Code } from "../../lib/aggregation/wasm.js";
 import { seededRandom } from "./fixtures.js";
 
 const AWKWARD = [0, -0, 1.401298464324817e-45, -1.401298464324817e-45, 1e-40, -1e-40, 1e-30, -1e-30, 0.5, -0.5, 1, -1, 3.4e38, -3.4e38];
@@ -63,10 +63,17 @@ describe("SIMD kernels for the coordinate-wise rules", () => {
   });
 
   it("LEB128 encodes as the WebAssembly binary format says", () => {
+    const u32 = (value: number) => [...new Code().u32(value).toBytes()];
+    const s32 = (value: number) => [...new Code().s32(value).toBytes()];
     expect(u32(0)).to.deep.equal([0]);
     expect(u32(127)).to.deep.equal([0x7f]);
     expect(u32(128)).to.deep.equal([0x80, 0x01]);
     expect(u32(624485)).to.deep.equal([0xe5, 0x8e, 0x26]);
+    expect(u32(2 ** 32 - 1)).to.deep.equal([0xff, 0xff, 0xff, 0xff, 0x0f]);
+    expect(s32(-1)).to.deep.equal([0x7f]);
+    expect(s32(63)).to.deep.equal([0x3f]);
+    expect(s32(64)).to.deep.equal([0xc0, 0x00]);
+    expect(s32(-123456)).to.deep.equal([0xc0, 0xbb, 0x78]);
   });
 
   it("Batcher's network, cut to n wires, sorts every 0-1 input (so every input) for n up to 16", () => {
