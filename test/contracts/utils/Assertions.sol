@@ -46,6 +46,12 @@ abstract contract Assertions {
         }
     }
 
+    function assertGe(uint256 got, uint256 min, string memory what) internal pure {
+        if (got < min) {
+            revert(string.concat(what, ": ", Strings.toString(got), " < ", Strings.toString(min)));
+        }
+    }
+
     /// @dev Maps any fuzzed `x` into [min, max] (like forge-std's bound) so no run is wasted on a rejected input.
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
         if (min > max) revert("bound: min > max");
