@@ -19,13 +19,17 @@ export interface RpcOptions {
 const TRANSIENT = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|socket hang up|timeout|fetch failed|other side closed|\b(429|502|503|504)\b|SERVER_ERROR|TIMEOUT/i;
 
 /**
- * Failures that prove the request never reached the node (refused connection, rate limit): the
- * only ones after which a signed transaction is sent again. After a timeout or a dropped
- * connection it may have been received and mined; the retry would then be told "nonce too low",
- * and sendTransaction (revert.ts), which re-sends on a nonce taken by another process, would
- * perform the action twice.
+ * A refused connection proves the request never reached the node: the only failure after which a
+ * signed transaction is sent again here (a 429 never gets here: ethers' FetchRequest itself sends
+ * again after one). After a timeout or a dropped connection it may have been received and mined;
+ * the retry would then be told "nonce too low", and sendTransaction (revert.ts), which re-sends on
+ * a nonce taken by another process, would perform the action twice. Judged by the error's code,
+ * not its text: an HTTP error's message quotes the response body, which may mention anything.
  */
-const NOT_DELIVERED = /ECONNREFUSED|\b429\b/;
+function notDelivered(error: unknown): boolean {
+  const e = error as { code?: unknown; cause?: { code?: unknown } };
+  return e?.code === "ECONNREFUSED" || e?.cause?.code === "ECONNREFUSED";
+}
 
 function errorText(error: unknown): string {
   const e = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
@@ -64,7 +68,7 @@ export class RetryingJsonRpcProvider extends JsonRpcProvider {
         return await super._send(payload);
       } catch (error) {
         if (!isTransientRpcError(error)) throw error;
-        if (sendsTransaction(payload) && !NOT_DELIVERED.test(errorText(error))) {
+        if (sendsTransaction(payload) && !notDelivered(error)) {
           throw new RpcUnavailableError(`RPC endpoint ${this.url} failed while a transaction was being sent (${(error as Error).message}); not sent again, since the node may have received it`, {
             hint: "look at the account's latest transactions (or the audit trail) before repeating the command",
             details: { url: this.url, attempts: attempt },

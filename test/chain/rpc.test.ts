@@ -88,21 +88,22 @@ describe("chain RPC access", function () {
 
   /**
    * A proxy in front of the node that handles the first eth_sendRawTransaction with `first`:
-   * "forward-then-504" delivers it and loses the answer; "429" refuses it without delivering.
+   * "forward-then-504" delivers it and loses the answer; "429" refuses it without delivering. `body`
+   * is the failed answer's body.
    */
-  async function sendThroughFlakyProxy(first: "forward-then-504" | "429"): Promise<{ error: unknown; sends: number; nonceBefore: number; nonceAfter: number }> {
+  async function sendThroughFlakyProxy(first: "forward-then-504" | "429", body = "try later"): Promise<{ error: unknown; sends: number; nonceBefore: number; nonceAfter: number }> {
     let sends = 0;
     const forward = async (body: string) => fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body });
     const proxy = http.createServer(async (req, res) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
-      const body = Buffer.concat(chunks).toString();
-      if (body.includes("eth_sendRawTransaction") && sends++ === 0) {
-        if (first === "forward-then-504") await forward(body);
-        res.writeHead(first === "429" ? 429 : 504).end("try later");
+      const request = Buffer.concat(chunks).toString();
+      if (request.includes("eth_sendRawTransaction") && sends++ === 0) {
+        if (first === "forward-then-504") await forward(request);
+        res.writeHead(first === "429" ? 429 : 504).end(body);
         return;
       }
-      const upstream = await forward(body);
+      const upstream = await forward(request);
       res.writeHead(upstream.status, { "content-type": "application/json" }).end(await upstream.text());
     });
     await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
@@ -128,6 +129,15 @@ describe("chain RPC access", function () {
     expect(nonceAfter - nonceBefore, "the delivered transaction was mined once").to.equal(1);
   });
 
+  it("judges delivery by the failure's code, not by words in the response body", async () => {
+    const { error, sends, nonceBefore, nonceAfter } = await sendThroughFlakyProxy("forward-then-504", "upstream timed out (not a 429, not ECONNREFUSED)");
+    expect(error).to.be.instanceOf(RpcUnavailableError);
+    expect((error as Error).message).to.include("not sent again");
+    expect(sends).to.equal(1);
+    expect(nonceAfter - nonceBefore).to.equal(1);
+  });
+
+  // ethers' FetchRequest sends again after a 429 itself; this checks that nothing here stops it.
   it("sends a transaction again after a failure that proves it was not delivered (429)", async () => {
     const { error, sends, nonceBefore, nonceAfter } = await sendThroughFlakyProxy("429");
     expect(error).to.equal(undefined);
