@@ -221,9 +221,20 @@ export function register(program: Command): void {
     .option("--state <file>", "with --optimizer: the state to start from, the server-optimizer file of the last finalized round (absent: zero state, as in a first round)")
     .option("--state-out <file>", "with --optimizer: where to write the optimiser state after this round")
     .action(async (files: string[], o: RuleFlags & OptimizerFlags & { out: string; base?: string; producer?: string; serverUpdate?: string; state?: string; stateOut?: string }) => {
-      const optimizerParams = optimizerParamsOf(o);
-      const optimizerOnly = [...Object.keys(optimizerParams).filter((k) => optimizerParams[k] !== undefined), ...(o.state ? ["--state"] : []), ...(o.stateOut ? ["--state-out"] : [])];
+      // Named as typed: the parameter names (lr, momentum) are not the flags (--server-lr, --server-momentum).
+      const optimizerOnly = Object.entries({
+        "--server-lr": o.serverLr,
+        "--server-momentum": o.serverMomentum,
+        "--beta1": o.beta1,
+        "--beta2": o.beta2,
+        "--tau": o.tau,
+        "--bias-correction": o.biasCorrection,
+        "--optimizer-param": o.optimizerParam,
+        "--state": o.state,
+        "--state-out": o.stateOut,
+      }).flatMap(([flag, value]) => (value === undefined ? [] : [flag]));
       if (o.optimizer === undefined && optimizerOnly.length > 0) throw new CommandOptionError(`${optimizerOnly.join(", ")} given without a server optimiser; add --optimizer ${Object.keys(serverOptimisers).join("|")}`);
+      const optimizerParams = optimizerParamsOf(o);
       const read = async (name: string) => ({ name, bytes: new Uint8Array(await readFile(name)) });
       const result = aggregateFiles(await Promise.all(files.map(read)), {
         rule: { name: o.rule, params: ruleParamsOf(o) },

@@ -172,7 +172,7 @@ describe("aggregate-files reproduces fltrust + server optimiser rounds from thei
         expect(await runCliError(cli, "aggregate-files", ...updates, ...common, ...flags))
           .to.be.instanceOf(CommandOptionError)
           .and.have.property("message")
-          .that.matches(/given without a server optimiser; add --optimizer/);
+          .that.matches(new RegExp(`^${flags[0]} given without a server optimiser; add --optimizer`));
       }
       expect(await runCliError(cli, "aggregate-files", ...updates, "--rule", "fltrust", "--out", out)).to.be.instanceOf(OfflineAggregationError).and.have.property("message").that.includes("--server-update <file>");
     } finally {
