@@ -9,9 +9,11 @@
 // The rows are copied block by block into the module's memory (a few hundred KiB, reused), so
 // there is never a copy of the n x d matrix. pmin/pmax order finite values exactly as the
 // reference does except among tied zeros of opposite sign, which can only change the sign of a
-// zero result; a lane whose result is zero while some input is not +0 is written as NaN (never a
-// result: inputs are finite) and recomputed by the caller the reference way. So every output is
-// bit-identical to the reference's.
+// zero result; a lane whose result is zero while some input is -0 is written as NaN (never a
+// result: inputs are finite) and recomputed by the caller the reference way. Without a -0 every
+// zero is +0, so the values ordered and added are the reference's bit for bit; sparse updates
+// (top-k compression: mostly +0) thus stay in the kernel. So every output is bit-identical to
+// the reference's.
 import { prune, sortingNetwork } from "./networks.js";
 import { Code, I32, lanes32, lanesF64, moduleBytes, V128 } from "./wasm.js";
 
@@ -29,6 +31,7 @@ const HIGH_HALF_TWICE = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14,
 const JOIN_LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
 const NAN = lanes32(0x7fc00000);
 const ZERO = lanes32(0);
+const NEGATIVE_ZERO = lanes32(0x80000000);
 
 /** Whether this engine runs wasm SIMD (V8 needs SSE4.1 on x86); without it the scalar paths run. */
 export const simdAvailable: boolean = (() => {
@@ -107,7 +110,7 @@ function emitJoin(code: Code): void {
 
 /**
  * The kernel function: loads the n rows' vectors at the cursor, runs `compute` (which leaves
- * the f32x4 result on the stack), replaces a zero result by NaN unless every input was +0,
+ * the f32x4 result on the stack), replaces a zero result by NaN where some input is -0,
  * stores it, and moves on four coordinates until the cursor reaches `end`.
  */
 function build(n: number, compute: (kernel: Kernel) => void): SimdKernel {
@@ -116,18 +119,18 @@ function build(n: number, compute: (kernel: Kernel) => void): SimdKernel {
   const frame = new Frame();
   const code = new Code();
   const kernel: Kernel = { code, frame, wires: Array.from({ length: n }, () => frame.v128()), stride };
-  const bits = frame.v128();
+  const negativeZero = frame.v128(); // all ones in a lane where some input is -0
   const result = frame.v128();
   code.loop();
   kernel.wires.forEach((x, i) => {
-    code.localGet(Frame.CURSOR).v128Load(i * stride).localTee(x);
-    if (i > 0) code.localGet(bits).v128Or();
-    code.localSet(bits);
+    code.localGet(Frame.CURSOR).v128Load(i * stride).localTee(x).v128Const(NEGATIVE_ZERO).i32x4Eq();
+    if (i > 0) code.localGet(negativeZero).v128Or();
+    code.localSet(negativeZero);
   });
   compute(kernel);
   code.localSet(result);
-  // result = (result == 0 && bits != 0) ? NaN : result
-  code.v128Const(NAN).localGet(result).localGet(result).v128Const(ZERO).f32x4Eq().localGet(bits).v128Const(ZERO).i32x4Ne().v128And().v128Bitselect().localSet(result);
+  // result = (result == 0 && negativeZero) ? NaN : result
+  code.v128Const(NAN).localGet(result).localGet(result).v128Const(ZERO).f32x4Eq().localGet(negativeZero).v128And().v128Bitselect().localSet(result);
   code.localGet(Frame.CURSOR).localGet(result).v128Store(n * stride);
   code.localGet(Frame.CURSOR).i32Const(16).i32Add().localTee(Frame.CURSOR).localGet(Frame.END).i32LtU().brIf(0).end();
   const pages = Math.ceil(((n + 1) * stride) / 65536);

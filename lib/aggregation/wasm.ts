@@ -125,8 +125,8 @@ export class Code {
   i32x4Splat(): this {
     return this.simd(0x11);
   }
-  i32x4Ne(): this {
-    return this.simd(0x38);
+  i32x4Eq(): this {
+    return this.simd(0x37);
   }
   f32x4Eq(): this {
     return this.simd(0x41);

@@ -165,6 +165,25 @@ describe("SIMD kernels for the coordinate-wise rules", () => {
     }
   });
 
+  it("sparse updates (mostly +0, no -0: top-k compression) are settled by the kernels, zero results included", () => {
+    for (const n of [5, 10, 16, 17, 50]) {
+      const d = 2003;
+      const random = seededRandom(5000 + n);
+      // Odd coordinates mostly zero (zero medians), even ones mostly not; nonzero values include subnormals.
+      const rows = Array.from({ length: n }, () =>
+        Float32Array.from({ length: d }, (_, k) => (random() < (k % 2 ? 0.85 : 0.3) ? 0 : random() < 0.2 ? AWKWARD[2 + Math.floor(random() * 12)] : random() - 0.5)),
+      );
+      const out = new Float32Array(d);
+      simdMedianKernel(n)(rows, d, out);
+      expectSameBits(out, selectionMedian(rows, d), `median, n = ${n}`);
+      expect(out.some((x) => x === 0) && out.some((x) => x !== 0), "both zero and nonzero medians").to.equal(true);
+      for (const trim of new Set([0, 1, Math.floor((n - 1) / 2)])) {
+        simdTrimmedMeanKernel(n, trim)(rows, d, out);
+        expectSameBits(out, selectionTrimmedMean(rows, d, trim), `trim ${trim}, n = ${n}`);
+      }
+    }
+  });
+
   it("rows that are views into a larger buffer, at an offset, read the right values", () => {
     const n = 7;
     const d = 50;
