@@ -5,6 +5,15 @@ import { AnchorFLError } from "../errors.js";
 
 export class RpcUnavailableError extends AnchorFLError {}
 
+/**
+ * A transaction whose sending failed in a way that may have delivered it. Deliberately not an
+ * RpcUnavailableError: `client run` waits those out and then acts on what the chain shows, where a
+ * transaction still pending looks never sent (its commit would be dropped from the journal and
+ * made again with a new salt, and the first one, once mined, could not be revealed). The command
+ * stops instead, as the README says.
+ */
+export class UnconfirmedSendError extends AnchorFLError {}
+
 export interface RpcOptions {
   /** Per-request timeout. */
   readonly timeoutMs?: number;
@@ -69,7 +78,7 @@ export class RetryingJsonRpcProvider extends JsonRpcProvider {
       } catch (error) {
         if (!isTransientRpcError(error)) throw error;
         if (sendsTransaction(payload) && !notDelivered(error)) {
-          throw new RpcUnavailableError(`RPC endpoint ${this.url} failed while a transaction was being sent (${(error as Error).message}); not sent again, since the node may have received it`, {
+          throw new UnconfirmedSendError(`RPC endpoint ${this.url} failed while a transaction was being sent (${(error as Error).message}); not sent again, since the node may have received it`, {
             hint: "look at the account's latest transactions (or the audit trail) before repeating the command",
             details: { url: this.url, attempts: attempt },
             cause: error,

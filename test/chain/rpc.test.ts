@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { HDNodeWallet, Mnemonic } from "ethers";
 import http from "node:http";
-import { connectRpc, probeChainId, RpcUnavailableError } from "../../lib/chain/rpc.js";
+import { connectRpc, probeChainId, RpcUnavailableError, UnconfirmedSendError } from "../../lib/chain/rpc.js";
 import { HARDHAT_MNEMONIC } from "../../lib/config.js";
 import { freePort, startHardhatNode, type RunningNode } from "../helpers/hardhat-node.js";
 
@@ -123,7 +123,9 @@ describe("chain RPC access", function () {
 
   it("does not send a transaction again after a failure that may have delivered it, and says so", async () => {
     const { error, sends, nonceBefore, nonceAfter } = await sendThroughFlakyProxy("forward-then-504");
-    expect(error).to.be.instanceOf(RpcUnavailableError);
+    expect(error).to.be.instanceOf(UnconfirmedSendError);
+    // Not an outage that `client run` waits out and retries (client/participant/round.ts isOutage).
+    expect(error).not.to.be.instanceOf(RpcUnavailableError);
     expect((error as Error).message).to.include("not sent again");
     expect(sends).to.equal(1);
     expect(nonceAfter - nonceBefore, "the delivered transaction was mined once").to.equal(1);
@@ -131,7 +133,7 @@ describe("chain RPC access", function () {
 
   it("judges delivery by the failure's code, not by words in the response body", async () => {
     const { error, sends, nonceBefore, nonceAfter } = await sendThroughFlakyProxy("forward-then-504", "upstream timed out (not a 429, not ECONNREFUSED)");
-    expect(error).to.be.instanceOf(RpcUnavailableError);
+    expect(error).to.be.instanceOf(UnconfirmedSendError);
     expect((error as Error).message).to.include("not sent again");
     expect(sends).to.equal(1);
     expect(nonceAfter - nonceBefore).to.equal(1);
