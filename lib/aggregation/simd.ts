@@ -147,14 +147,19 @@ function build(n: number, compute: (kernel: Kernel) => void): SimdKernel {
   };
 }
 
+/**
+ * Built kernels, most recently used last. Each holds a few hundred KiB of wasm memory, and an
+ * aggregator whose number of updates changes from round to round would otherwise keep one per n
+ * (and per trim) for good.
+ */
 const kernels = new Map<string, SimdKernel>();
+const KEPT_KERNELS = 32;
 
 function cached(key: string, make: () => SimdKernel): SimdKernel {
-  let kernel = kernels.get(key);
-  if (!kernel) {
-    kernel = make();
-    kernels.set(key, kernel);
-  }
+  const kernel = kernels.get(key) ?? make();
+  kernels.delete(key);
+  kernels.set(key, kernel);
+  if (kernels.size > KEPT_KERNELS) kernels.delete(kernels.keys().next().value!);
   return kernel;
 }
 
