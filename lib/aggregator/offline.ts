@@ -8,7 +8,7 @@
 // update, and a server optimiser's state from the previous round. Both are held to the round the
 // updates name, and the optimiser's new state is encoded as the aggregator pins it, so a round
 // re-run from its files gives the aggregator's model and state bytes.
-import { ZeroAddress, getAddress } from "ethers";
+import { ZeroAddress, getAddress, isAddress } from "ethers";
 import { aggregate, getRule, getServerOptimiser, initialServerState, parseParams, type AggregationResult, type RawParams, type ServerState } from "../aggregation/index.js";
 import { decodeStoredSafetensors, denseTensors } from "../codec/safetensors.js";
 import { decodeUpdate, encodeUpdate, type UpdateFile } from "../codec/update-file.js";
@@ -96,9 +96,17 @@ function readPreviousState(file: NamedFile, optimizer: string, d: number, bindin
   });
 }
 
+/** The output's author, checked before any work: an address, or the zero address when none is given. */
+function producerOf(producer: string | undefined): string {
+  if (producer === undefined) return ZeroAddress;
+  if (!isAddress(producer)) throw new OfflineAggregationError(`--producer: expected an address (0x and 40 hex digits), found ${JSON.stringify(producer)}`);
+  return getAddress(producer);
+}
+
 /** Aggregates the files with the rule (and optimiser); throws OfflineAggregationError naming the first file that does not fit. */
 export function aggregateFiles(files: readonly NamedFile[], options: OfflineOptions): OfflineResult {
   if (files.length === 0) throw new OfflineAggregationError("expected at least one update file, found none");
+  const producer = producerOf(options.producer);
   const base = options.base ? decodeNamed(options.base) : undefined;
   if (base && base.metadata.kind !== "model") throw new OfflineAggregationError(`${options.base!.name}: expected a model file as --base, found a ${base.metadata.kind}`);
   const shapes = (base ?? decodeNamed(files[0])).tensors.map(({ name, shape }) => ({ name, shape }));
@@ -151,7 +159,7 @@ export function aggregateFiles(files: readonly NamedFile[], options: OfflineOpti
   const bytes = encodeUpdate(unflatten(out, shapes), {
     taskId: first.taskId,
     round: first.round,
-    participant: getAddress(options.producer ?? ZeroAddress),
+    participant: producer,
     baseModelDigest: baseDigest,
     numSamples,
     kind: base ? "model" : "delta",

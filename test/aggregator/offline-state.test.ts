@@ -197,6 +197,7 @@ describe("aggregate-files reproduces fltrust + server optimiser rounds from thei
     const zero = encodeSafetensors(pinned.tensors.map((t) => ({ ...t, data: new Float32Array(t.data.length) })), pinned.metadata);
     refused(1, { serverUpdate: named("zero.safetensors", zero) }, /^zero\.safetensors: expected a non-zero server update, found the zero vector/);
     refused(1, { rule: { name: "median", params: {} } }, /^fltrust-server-update-2\.safetensors: a server update serves rule fltrust only, and the rule is median/);
+    refused(1, { producer: "0xnot-an-address" }, /^--producer: expected an address \(0x and 40 hex digits\), found "0xnot-an-address"/);
     // A server update re-encoded with another root set's source is still this round's: only the round's binding is checked.
     const otherSource = encodeServerUpdate(pinned.tensors, { rootData: "mnist-root:9:10", training: { epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: 9 }, backend: "cpu" }, {
       taskId,
