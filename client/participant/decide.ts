@@ -51,6 +51,8 @@ export type RecoveryAction =
   | "missed"
   /** The chain already shows the reveal. */
   | "revealed"
+  /** Not on chain yet, but commits are open and the account has transactions waiting to be mined: wait for it. */
+  | "await-commit"
   /** The commit transaction never landed: nothing is at stake. */
   | "not-committed";
 
@@ -60,11 +62,19 @@ export interface EntryFacts {
   /** Whether the chain holds exactly this entry's commitment (or its reveal) for this round. */
   readonly committedOnChain: boolean;
   readonly revealedOnChain: boolean;
+  /**
+   * Whether the account has sent transactions the chain has not mined yet (its pending nonce is
+   * above its mined one): on a network that keeps transactions pending, the entry's commit may be
+   * one of them.
+   */
+  readonly sendsPending: boolean;
 }
 
 /** What to do with an unrevealed journal entry found on start (see RecoveryAction). */
 export function decideRecovery(f: EntryFacts): RecoveryAction {
-  if (!f.committedOnChain) return "not-committed";
+  // Dropping a commit that is only pending would lose its salt: once mined it could not be
+  // revealed, and the stake would be slashed for no reveal. Past Commit it can no longer land.
+  if (!f.committedOnChain) return f.phase === "Commit" && f.sendsPending ? "await-commit" : "not-committed";
   if (f.revealedOnChain) return "revealed";
   if (f.phase === "Commit") return "await-reveal";
   if (f.phase === "Reveal") return "reveal";

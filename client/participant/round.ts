@@ -180,6 +180,8 @@ export class Participant {
       } else if (action === "revealed") {
         await journal.put({ ...entry, state: "revealed" });
         await this.#step("recovered", round, "the chain already shows this reveal; journal updated");
+      } else if (action === "await-commit") {
+        await this.#step("recovered", round, "the journaled commit is not on chain yet and the account has transactions waiting to be mined; waiting for it rather than committing again (a second commit would lose this one's salt)");
       } else if (action === "await-reveal") {
         await journal.put({ ...entry, state: "committed" });
       } else if (action === "reveal") {
@@ -196,12 +198,20 @@ export class Participant {
 
   async #entryFacts(entry: JournalEntry) {
     const round = BigInt(entry.round);
-    const [phase, info] = await Promise.all([this.#c.roundPhase(this.#o.taskId, round), this.#c.participantInfo(this.#o.taskId, await this.address())]);
+    const me = await this.address();
+    const { provider } = this.#o.ctx;
+    const [phase, info, pendingNonce, minedNonce] = await Promise.all([
+      this.#c.roundPhase(this.#o.taskId, round),
+      this.#c.participantInfo(this.#o.taskId, me),
+      provider.getTransactionCount(me, "pending"),
+      provider.getTransactionCount(me, "latest"),
+    ]);
     const here = info.lastRound === round;
     return {
       phase: phaseName(phase),
-      committedOnChain: here && (info.revealed || info.commitment.toLowerCase() === entryCommitment(entry, await this.address()).toLowerCase()),
+      committedOnChain: here && (info.revealed || info.commitment.toLowerCase() === entryCommitment(entry, me).toLowerCase()),
       revealedOnChain: here && info.revealed,
+      sendsPending: pendingNonce > minedNonce,
     };
   }
 
@@ -452,8 +462,12 @@ export class Participant {
 
   /** `participate` after `#settle`: run() calls the two apart so the journal is settled once per poll, not twice. */
   async #takePart(): Promise<RoundOutcome> {
-    const pending = (await this.entries()).find((e) => e.state === "committed");
+    const entries = await this.entries();
+    const pending = entries.find((e) => e.state === "committed");
     if (pending) return this.#finish(pending);
+    // Left by recover() ("await-commit"): a commit sent earlier that may still land.
+    const sent = entries.find((e) => e.state === "committing");
+    if (sent) return { kind: "skipped", round: BigInt(sent.round), decision: { action: "wait", reason: `the commit sent for round ${sent.round} is not on chain yet` } };
     const first = await this.decide();
     if (first.decision.action !== "commit") return { kind: "skipped", round: first.round, decision: first.decision };
     await this.checkStake();

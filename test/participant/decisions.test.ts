@@ -70,12 +70,19 @@ describe("participant decisions", function () {
 
   describe("decideRecovery", function () {
     it("reveals in Reveal, waits in Commit, reports a miss afterwards, and drops commits that never landed", () => {
-      const on = { committedOnChain: true, revealedOnChain: false };
+      const on = { committedOnChain: true, revealedOnChain: false, sendsPending: false };
       expect(decideRecovery({ ...on, phase: "Reveal" })).to.equal("reveal");
       expect(decideRecovery({ ...on, phase: "Commit" })).to.equal("await-reveal");
       for (const phase of ["Aggregation", "Finalized", "Failed"] as const) expect(decideRecovery({ ...on, phase })).to.equal("missed");
-      expect(decideRecovery({ phase: "Reveal", committedOnChain: true, revealedOnChain: true })).to.equal("revealed");
-      expect(decideRecovery({ phase: "Reveal", committedOnChain: false, revealedOnChain: false })).to.equal("not-committed");
+      expect(decideRecovery({ phase: "Reveal", committedOnChain: true, revealedOnChain: true, sendsPending: false })).to.equal("revealed");
+      expect(decideRecovery({ phase: "Reveal", committedOnChain: false, revealedOnChain: false, sendsPending: false })).to.equal("not-committed");
+      expect(decideRecovery({ phase: "Commit", committedOnChain: false, revealedOnChain: false, sendsPending: false })).to.equal("not-committed");
+    });
+
+    it("keeps a commit that is not on chain while commits are open and the account has transactions pending (it may still land)", () => {
+      const off = { committedOnChain: false, revealedOnChain: false, sendsPending: true };
+      expect(decideRecovery({ ...off, phase: "Commit" })).to.equal("await-commit");
+      for (const phase of ["Reveal", "Aggregation", "Finalized", "Failed"] as const) expect(decideRecovery({ ...off, phase }), phase).to.equal("not-committed");
     });
   });
 
