@@ -22,7 +22,6 @@ import {
   coordinateTrimmedMean,
   krumScores,
   pairwiseSquaredDistances,
-  weightedMean,
   weightedMeanFloat32,
   type Update,
 } from "../lib/aggregation/index.js";
@@ -154,7 +153,7 @@ async function main(): Promise<void> {
         const rows = updates.map((u) => u.vector);
         const file = path.join(dir, "matrix.f32");
         writeFileSync(file, Buffer.concat(rows.map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength))));
-        const serverUpdate = new Float32Array(weightedMean(rows, new Float64Array(n).fill(1), n, d));
+        const serverUpdate = weightedMeanFloat32(rows, new Float64Array(n).fill(1), n, d);
         const numpy = runNumpy(file, n, d, [...RULES, "naive-distances"]);
         for (const rule of RULES) {
           const full = measure(() => aggregate(rule, updates, paramsFor(rule, n), { serverUpdate }));
