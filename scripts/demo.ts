@@ -20,9 +20,8 @@ import type { Dataset } from "../client/data/dataset.js";
 import { initBackend } from "../client/model/backend.js";
 import { claimAll, join } from "../client/participant/account.js";
 import { Participant, type RoundOutcome } from "../client/participant/round.js";
-import { getRule, parseParams } from "../lib/aggregation/index.js";
-import { DEFAULT_RULE, DEFAULT_RULE_PARAMS } from "../lib/aggregator/round.js";
-import { aggregateOnce, type RoundSummary } from "../lib/aggregator/service.js";
+import { DEFAULT_RULE } from "../lib/aggregator/round.js";
+import { aggregateOnce, resolveAggregation, type RoundSummary } from "../lib/aggregator/service.js";
 import { formatHistory, historyJson } from "../lib/audit/format.js";
 import { AuditReader } from "../lib/audit/history.js";
 import { penalizeDissenters, swarmPlan } from "../lib/aggregator/swarm.js";
@@ -108,7 +107,7 @@ async function main(): Promise<void> {
   const attacks = options.attack.split(",").map((a) => parseAttack(a));
   const ruleParams = parsePairs(options.ruleParam === undefined ? undefined : [options.ruleParam], "--rule-param");
   // A wrong rule or parameter is refused now, not after the first round's training.
-  parseParams(getRule(options.rule), Object.keys(ruleParams).length > 0 ? ruleParams : options.rule === DEFAULT_RULE ? DEFAULT_RULE_PARAMS : {});
+  resolveAggregation({ rule: options.rule, ruleParams });
   const partitionSpec = parsePartitionSpec(options.partition);
   const home = path.resolve(options.home);
   await rm(home, { recursive: true, force: true });
@@ -253,7 +252,7 @@ async function main(): Promise<void> {
       aggregateOnce(ctx, taskId, {
       rule,
       // The parameters belong to --rule; swarm dissenters play another rule with its defaults.
-      ...(rule === options.rule && Object.keys(ruleParams).length > 0 ? { ruleParams } : {}),
+      ...(rule === options.rule ? { ruleParams } : {}),
       ...(options.optimizer ? { optimizer: options.optimizer } : {}),
       evaluation: options.dataPath ? undefined : "mnist-test",
       pollMs: 50,
