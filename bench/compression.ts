@@ -36,7 +36,6 @@ const SCHEMES: readonly { readonly label: string; readonly compression?: Compres
 
 const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 const firstN = (ds: Dataset, n: number) => subset(ds, Array.from({ length: Math.min(n, ds.n) }, (_, i) => i));
-/** The middle value; with an even count, the mean of the two middle ones. */
 const points = (x: number) => (x * 100).toFixed(1);
 
 interface Measured {

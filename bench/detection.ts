@@ -46,7 +46,6 @@ interface DetectionCounts {
   readonly detectorFp: number;
   /** Slashed by the policy or flagged by the detector. */
   readonly combinedTp: number;
-  readonly combinedFp: number;
   readonly honestFlagged: ReadonlySet<string>;
   readonly maxHonestScore: number;
   /** Scores of attacker updates the detector saw (copies and zero updates are judged before it). */
@@ -60,7 +59,6 @@ function detectionCounts(result: SimulationResult): DetectionCounts {
     detectorTp = 0,
     detectorFp = 0,
     combinedTp = 0,
-    combinedFp = 0,
     maxHonestScore = 0;
   const honestFlagged = new Set<string>();
   const attackerScores: number[] = [];
@@ -81,12 +79,11 @@ function detectionCounts(result: SimulationResult): DetectionCounts {
       } else {
         policyFp += +slashed;
         detectorFp += +flagged;
-        combinedFp += +(slashed || flagged);
         if (flagged) honestFlagged.add(j.address);
       }
     }
   }
-  return { attackerRounds: bad.size * result.rounds.length, policyTp, policyFp, detectorTp, detectorFp, combinedTp, combinedFp, honestFlagged, maxHonestScore, attackerScores };
+  return { attackerRounds: bad.size * result.rounds.length, policyTp, policyFp, detectorTp, detectorFp, combinedTp, honestFlagged, maxHonestScore, attackerScores };
 }
 
 const range = (xs: readonly number[]) => (xs.length === 0 ? "–" : `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}`);
