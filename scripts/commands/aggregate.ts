@@ -34,13 +34,17 @@ interface OptimizerFlags {
   tau?: string;
   biasCorrection?: boolean;
   optimizerParam?: string[];
+}
+
+/** FLTrust's root set flags: the aggregate command has them, aggregate-files (which reads a server update) does not. */
+interface RootFlags {
   rootData?: string;
   rootEpochs?: string;
   rootBatchSize?: string;
   rootLr?: string;
 }
 
-interface AggregateFlags extends RuleFlags, OptimizerFlags {
+interface AggregateFlags extends RuleFlags, OptimizerFlags, RootFlags {
   task: string;
   policy?: string[];
   concurrency: string;
@@ -82,7 +86,7 @@ export function optimizerParamsOf(o: OptimizerFlags): RawParams {
 }
 
 /** FLTrust's root set and server training from their flags (undefined: the defaults). */
-function rootOptionsOf(o: OptimizerFlags): Pick<RunOptions, "rootData" | "rootTraining"> {
+function rootOptionsOf(o: RootFlags): Pick<RunOptions, "rootData" | "rootTraining"> {
   const training = {
     ...(o.rootEpochs !== undefined ? { epochs: parseInteger(o.rootEpochs, "--root-epochs", 1, 1_000) } : {}),
     ...(o.rootBatchSize !== undefined ? { batchSize: parseInteger(o.rootBatchSize, "--root-batch-size", 1, 100_000) } : {}),
