@@ -11,7 +11,7 @@ import { withClip } from "./clipping.js";
 import { AggregationInputError } from "./errors.js";
 import { buildResult } from "./evidence.js";
 import { prepare } from "./input.js";
-import { dot, sumOfSquares, toFloat32, weightedMean } from "./kernels.js";
+import { dot, sumOfSquares, weightedMeanFloat32 } from "./kernels.js";
 import type { AggregationResult, ClipOption, Update } from "./types.js";
 
 export interface FLTrustOptions {
@@ -30,7 +30,7 @@ export function flTrust(updates: readonly Update[], options: FLTrustOptions): Ag
   const totalTrust = trust.reduce((a, b) => a + b, 0);
   // Each update contributes trust_i * (serverNorm / norm_i) * x_i; dividing by the total trust makes it a weighted mean.
   const coefficients = trust.map((t, i) => (t === 0 ? 0 : (t * serverNorm) / norms[i]));
-  const aggregate = totalTrust === 0 ? new Float32Array(input.d) : toFloat32(weightedMean(rows, coefficients, totalTrust, input.d));
+  const aggregate = totalTrust === 0 ? new Float32Array(input.d) : weightedMeanFloat32(rows, coefficients, totalTrust, input.d);
   return buildResult("fltrust", { ...(options.clip !== undefined ? { clip: options.clip } : {}) }, input, {
     aggregate,
     scores: trust.map((t) => 1 - t),

@@ -10,7 +10,7 @@ import { withClip } from "./clipping.js";
 import { transposeBlock } from "./coordinatewise.js";
 import { buildResult } from "./evidence.js";
 import { prepare } from "./input.js";
-import { pairwiseSquaredDistances, toFloat32, weightedMean } from "./kernels.js";
+import { pairwiseSquaredDistances, weightedMeanFloat32 } from "./kernels.js";
 import { integerAtLeast, requireBreakdown } from "./params.js";
 import { sortRange } from "./select.js";
 import type { AggregationResult, ClipOption, Update } from "./types.js";
@@ -79,7 +79,7 @@ function runKrum(rule: string, updates: readonly Update[], options: MultiKrumOpt
   const weights = selected.map((s) => (s ? 1 : 0));
   const params = { f, ...(rule === "multi-krum" ? { m } : {}), ...(options.clip !== undefined ? { clip: options.clip } : {}) };
   return buildResult(rule, params, input, {
-    aggregate: toFloat32(weightedMean(rows, weights, m, input.d)),
+    aggregate: weightedMeanFloat32(rows, weights, m, input.d),
     scores,
     selected,
     weights: weights.map((w) => w / m),
