@@ -14,7 +14,6 @@ import { loadIdxDataset } from "../client/data/idx.js";
 import { loadMnist, splitTrainTest } from "../client/data/mnist.js";
 import { evaluate } from "../client/train/train.js";
 import { currentModelPointer, fetchModel, fetchModelSpec, fetchReport } from "../lib/protocol/models.js";
-import { parseCompression } from "../lib/protocol/options.js";
 import { clientShard, parsePartitionSpec } from "../client/data/partition.js";
 import type { Dataset } from "../client/data/dataset.js";
 import { initBackend } from "../client/model/backend.js";
@@ -163,7 +162,7 @@ async function main(): Promise<void> {
       open: true,
       telemetry: options.telemetry,
       anomaly: options.anomaly,
-      ...(options.compression ? { options: { compression: parseCompression(options.compression) } } : {}),
+      compression: options.compression,
     },
     (line) => say(`▸ ${line}`),
   );
