@@ -9,14 +9,13 @@
 //   npx tsx bench/compression.ts            10 clients, 15 rounds, 3,000 digits, seeds 1 and 2 (about 45 minutes on 2 busy cores)
 //   npx tsx bench/compression.ts --quick    10 clients, 8 rounds, 2,000 digits, seed 1 (about 8 minutes on 2 busy cores)
 import os from "node:os";
-import { subset, type Dataset } from "../client/data/dataset.js";
 import { loadMnist } from "../client/data/mnist.js";
 import { initBackend } from "../client/model/backend.js";
 import { mlpSpec, parameterCount } from "../client/model/spec.js";
 import { medianOf } from "../lib/aggregation/select.js";
 import { parseCompression, type CompressionOption } from "../lib/protocol/options.js";
 import { simulate, type SimulationSettings } from "../lib/simulation/simulate.js";
-import { machineLine, markdownTable, writeSection } from "./report.js";
+import { firstN, log, machineLine, markdownTable, writeSection } from "./report.js";
 
 const quick = process.argv.includes("--quick");
 const COMMAND = `npx tsx bench/compression.ts${quick ? " --quick" : ""}`;
@@ -34,8 +33,6 @@ const SCHEMES: readonly { readonly label: string; readonly compression?: Compres
   }),
 ];
 
-const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
-const firstN = (ds: Dataset, n: number) => subset(ds, Array.from({ length: Math.min(n, ds.n) }, (_, i) => i));
 const points = (x: number) => (x * 100).toFixed(1);
 
 interface Measured {

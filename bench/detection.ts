@@ -11,7 +11,6 @@
 // Prints the tables and writes the section "detection" of docs/BENCHMARKS.md.
 import os from "node:os";
 import { formatBehaviour, parseBehaviour, type Behaviour } from "../client/attacks/behaviours.js";
-import { subset, type Dataset } from "../client/data/dataset.js";
 import { loadMnist } from "../client/data/mnist.js";
 import { parsePartitionSpec } from "../client/data/partition.js";
 import { initBackend } from "../client/model/backend.js";
@@ -21,7 +20,7 @@ import { POLICY_NAME } from "../lib/aggregator/policy.js";
 import { DEFAULT_RULE, DEFAULT_RULE_PARAMS } from "../lib/aggregator/round.js";
 import type { AnomalyOption } from "../lib/protocol/options.js";
 import { maliciousCount, simulate, type SimulationResult } from "../lib/simulation/simulate.js";
-import { machineLine, markdownTable, writeSection } from "./report.js";
+import { firstN, log, machineLine, markdownTable, writeSection } from "./report.js";
 
 const QUICK = process.argv.includes("--quick");
 const COMMAND = `npx tsx bench/detection.ts${QUICK ? " --quick" : ""}`;
@@ -35,7 +34,6 @@ const DETECTOR = { threshold: DEFAULT_ANOMALY.threshold, dims: DEFAULT_ANOMALY.d
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const ratio = (num: number, den: number) => (den === 0 ? "–" : pct(num / den));
-const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
 
 /** Per client-round counts over a run: what the policy slashed, what the detector flagged, and the scores behind the flags. */
 interface DetectionCounts {
@@ -92,10 +90,7 @@ async function main(): Promise<void> {
   const backend = await initBackend(undefined, { log });
   log(`backend ${backend.name}; ${QUICK ? "quick" : "full"} form`);
   const { train, test } = await loadMnist();
-  const pool: Dataset = subset(
-    train,
-    Array.from({ length: Math.min(FORM.digits, train.n) }, (_, i) => i),
-  );
+  const pool = firstN(train, FORM.digits);
   const rows: string[][] = [];
   let honestFlagTotal = 0;
   let maxHonest = 0;

@@ -14,7 +14,6 @@
 // Prints the tables and writes the sections "learning" and "robustness" of docs/BENCHMARKS.md.
 import os from "node:os";
 import { formatBehaviour, parseBehaviour, type Behaviour } from "../client/attacks/behaviours.js";
-import { subset, type Dataset } from "../client/data/dataset.js";
 import { FASHION_MNIST_FOLDER, loadFashionMnist, missingFashionMnistFiles } from "../client/data/fashion.js";
 import { loadMnist, type TrainTestSplit } from "../client/data/mnist.js";
 import { parsePartitionSpec } from "../client/data/partition.js";
@@ -26,7 +25,7 @@ import { POLICY_NAME } from "../lib/aggregator/policy.js";
 import { DEFAULT_RULE, DEFAULT_RULE_PARAMS } from "../lib/aggregator/round.js";
 import { AnchorFLError } from "../lib/errors.js";
 import { maliciousCount, simulate, slashingCounts, TrainingCache, type SimulationResult, type SimulationSettings } from "../lib/simulation/simulate.js";
-import { machineLine, markdownTable, writeSection } from "./report.js";
+import { firstN, log, machineLine, markdownTable, writeSection } from "./report.js";
 
 class EvidenceArgumentError extends AnchorFLError {}
 
@@ -140,8 +139,6 @@ function parseArgs(argv: readonly string[]): Args {
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
-const firstN = (ds: Dataset, n: number) => subset(ds, Array.from({ length: Math.min(n, ds.n) }, (_, i) => i));
 
 /** Median over seeds, with the range when there are several. */
 function summary(values: readonly number[]): string {

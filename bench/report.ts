@@ -4,8 +4,15 @@
 import { readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { subset, type Dataset } from "../client/data/dataset.js";
 
 export const BENCHMARKS_FILE = path.join(import.meta.dirname, "..", "docs", "BENCHMARKS.md");
+
+/** A progress line on stderr, stamped with the UTC time; stdout keeps the tables. */
+export const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+
+/** The first `n` examples of a data set (all of them when it holds fewer). */
+export const firstN = (ds: Dataset, n: number) => subset(ds, Array.from({ length: Math.min(n, ds.n) }, (_, i) => i));
 
 /** One line naming the machine a benchmark ran on. */
 export function machineLine(): string {
