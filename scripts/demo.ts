@@ -157,7 +157,7 @@ async function main(): Promise<void> {
       commitWindow: "600",
       revealWindow: "600",
       maxParticipants: String(clients),
-      ...(swarm ? { aggregators: swarm.aggregators.join(","), quorum: String(swarm.quorum) } : { quorum: "1" }),
+      ...(swarm ? { aggregators: swarm.aggregators.join(","), quorum: String(swarm.quorum) } : {}),
       reputation: options.reputation,
       open: true,
       telemetry: options.telemetry,
