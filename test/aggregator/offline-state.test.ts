@@ -11,23 +11,19 @@ import { expect } from "chai";
 import { network } from "hardhat";
 import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
-import { mlpSpec, modelSpecDigest } from "../../client/model/spec.js";
-import { trainLocal } from "../../client/train/train.js";
+import { mlpSpec } from "../../client/model/spec.js";
 import { OfflineAggregationError, aggregateFiles, type NamedFile, type OfflineOptions } from "../../lib/aggregator/offline.js";
 import { aggregateOnce, type AggregatorOptions } from "../../lib/aggregator/service.js";
 import { OPTIMIZER_STATE, SERVER_UPDATE_STATE, encodeServerUpdate, statePointer } from "../../lib/aggregator/state.js";
-import { readRound, send } from "../../lib/chain/coordinator.js";
+import { readRound } from "../../lib/chain/coordinator.js";
 import { decodeSafetensors, encodeSafetensors } from "../../lib/codec/safetensors.js";
-import { encodeUpdate } from "../../lib/codec/update-file.js";
-import { commitmentOf, randomSalt } from "../../lib/commitment.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { currentModelPointer, fetchReport } from "../../lib/protocol/models.js";
 import type { AggregationReport } from "../../lib/protocol/report.js";
 import { openRound } from "../../lib/protocol/task.js";
-import { ZERO_ROOT } from "../../lib/store/index.js";
 import { CommandOptionError } from "../../scripts/commands/task.js";
 import { runCli, runCliError } from "../helpers/cli.js";
-import { TOKEN, createTestTask, openTaskWorld, shard, type Account, type TaskWorld } from "../helpers/task-world.js";
+import { TOKEN, createTestTask, honestRound, openTaskWorld, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers } = await network.create();
 
@@ -65,19 +61,7 @@ describe("aggregate-files reproduces fltrust + server optimiser rounds from thei
     const round = await openRound(coordinator(), taskId);
     const basePointer = await currentModelPointer(coordinator(), world.store, taskId, world.fromBlock);
     const base = { name: `model-${round - 1n}.safetensors`, bytes: await world.store.get(basePointer) };
-    const globalWeights = decodeSafetensors(base.bytes).tensors;
-    const reveals: (() => Promise<unknown>)[] = [];
-    for (let i = 0; i < CLIENTS; i++) {
-      const { delta } = await trainLocal({ spec, globalWeights, data: shard(pool, i), epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: i * 100 + Number(round) });
-      const bytes = encodeUpdate(delta, { taskId, round, participant: people[i].address, baseModelDigest: basePointer.digest, numSamples: 100, kind: "delta", modelSpecDigest: modelSpecDigest(spec), extra: {} });
-      await world.store.pin((await world.store.put(bytes)).cid);
-      const digest = sha256Digest(bytes);
-      const salt = randomSalt();
-      const commitment = commitmentOf({ chainId: world.chainId, coordinator: world.coordinatorAddress, taskId, round, participant: people[i].address, updateDigest: digest, salt });
-      await send("commit", () => world.coordinator(people[i]).commit(taskId, round, commitment));
-      reveals.push(() => send("reveal", () => world.coordinator(people[i]).reveal(taskId, round, digest, 100n, salt, ZERO_ROOT)));
-    }
-    for (const reveal of reveals) await reveal();
+    await honestRound(world, { taskId, round, spec, pool, people, base: { digest: basePointer.digest, tensors: decodeSafetensors(base.bytes).tensors } });
     const summary = await aggregateOnce(world.contextFor(aggregator), taskId, { ...OPTIONS, pollMs: 20, fetchTimeoutMs: 2_000, log: () => {} });
     expect(summary).to.deep.include({ status: "submitted", phase: "Finalized" });
     expect((await readRound(coordinator(), taskId, round)).phase).to.equal("Finalized");

@@ -10,8 +10,7 @@ import { network } from "hardhat";
 import type { Signer } from "ethers";
 import type { Dataset } from "../../client/data/dataset.js";
 import { loadMnist } from "../../client/data/mnist.js";
-import { mlpSpec, modelSpecDigest, parameterCount } from "../../client/model/spec.js";
-import { trainLocal } from "../../client/train/train.js";
+import { mlpSpec, parameterCount } from "../../client/model/spec.js";
 import { RuleParameterError, serverStateFromTensors } from "../../lib/aggregation/index.js";
 import { gatherRound } from "../../lib/aggregator/gather.js";
 import { DEFAULT_POLICY } from "../../lib/aggregator/policy.js";
@@ -31,8 +30,6 @@ import {
 import { formatVerify, verifyRound } from "../../lib/aggregator/verify.js";
 import { readRound, send } from "../../lib/chain/coordinator.js";
 import { decodeSafetensors, encodeSafetensors } from "../../lib/codec/safetensors.js";
-import { encodeUpdate } from "../../lib/codec/update-file.js";
-import { commitmentOf, randomSalt } from "../../lib/commitment.js";
 import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { currentModelPointer, fetchModel, fetchReport } from "../../lib/protocol/models.js";
 import { ReportFormatError, encodeReport, parseReport, type AggregationReport } from "../../lib/protocol/report.js";
@@ -41,7 +38,7 @@ import { ZERO_ROOT, describeContent } from "../../lib/store/index.js";
 import { flatten, type Tensor } from "../../lib/tensors.js";
 import type { Context } from "../../scripts/commands/context.js";
 import type { AnchorCoordinator } from "../../types/ethers-contracts/index.js";
-import { TOKEN, createTestTask, openTaskWorld, shard, submittedResult, type Account, type TaskWorld } from "../helpers/task-world.js";
+import { TOKEN, createTestTask, honestRound, openTaskWorld, submittedResult, type Account, type TaskWorld } from "../helpers/task-world.js";
 
 const { ethers } = await network.create();
 
@@ -76,20 +73,7 @@ describe("aggregator state: server optimisers and FLTrust, pinned, carried and v
   /** Every client trains honestly on its 100 digits, commits, then reveals: the round reaches Aggregation. */
   async function playRound(taskId: bigint): Promise<bigint> {
     const round = await openRound(coordinator(), taskId);
-    const base = await globalModel(taskId);
-    const reveals: (() => Promise<unknown>)[] = [];
-    for (let i = 0; i < CLIENTS; i++) {
-      const data = shard(pool, i);
-      const { delta } = await trainLocal({ spec, globalWeights: base.tensors, data, epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: i * 100 + Number(round) });
-      const bytes = encodeUpdate(delta, { taskId, round, participant: people[i].address, baseModelDigest: base.digest, numSamples: 100, kind: "delta", modelSpecDigest: modelSpecDigest(spec), extra: {} });
-      await world.store.pin((await world.store.put(bytes)).cid);
-      const digest = sha256Digest(bytes);
-      const salt = randomSalt();
-      const commitment = commitmentOf({ chainId: world.chainId, coordinator: world.coordinatorAddress, taskId, round, participant: people[i].address, updateDigest: digest, salt });
-      await send("commit", () => coordinator(people[i]).commit(taskId, round, commitment));
-      reveals.push(() => send("reveal", () => coordinator(people[i]).reveal(taskId, round, digest, 100n, salt, ZERO_ROOT)));
-    }
-    for (const reveal of reveals) await reveal();
+    await honestRound(world, { taskId, round, spec, pool, people, base: await globalModel(taskId) });
     expect((await readRound(coordinator(), taskId, round)).phase).to.equal("Aggregation");
     return round;
   }

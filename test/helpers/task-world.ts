@@ -9,15 +9,19 @@ import type { HardhatEthers } from "@nomicfoundation/hardhat-ethers/types";
 import type { Signer } from "ethers";
 import { subset, type Dataset } from "../../client/data/dataset.js";
 import { initBackend } from "../../client/model/backend.js";
-import type { ModelSpec } from "../../client/model/spec.js";
+import { modelSpecDigest, type ModelSpec } from "../../client/model/spec.js";
 import { join } from "../../client/participant/account.js";
 import { Participant, type ParticipantOptions } from "../../client/participant/round.js";
+import { trainLocal } from "../../client/train/train.js";
 import type { RoundResult } from "../../lib/aggregator/round.js";
-import { slashReasonCode } from "../../lib/chain/coordinator.js";
+import { send, slashReasonCode } from "../../lib/chain/coordinator.js";
+import { encodeUpdate } from "../../lib/codec/update-file.js";
+import { commitmentOf, randomSalt } from "../../lib/commitment.js";
 import { resolveSettings } from "../../lib/config.js";
-import type { Hex32 } from "../../lib/digest.js";
+import { sha256Digest, type Hex32 } from "../../lib/digest.js";
 import { createTask, fundTask, publishGenesis, type PublishedGenesis, type TaskConfig } from "../../lib/protocol/task.js";
-import { EmbeddedStore } from "../../lib/store/index.js";
+import { EmbeddedStore, ZERO_ROOT } from "../../lib/store/index.js";
+import type { Tensor } from "../../lib/tensors.js";
 import { makeContext, type Context } from "../../scripts/commands/context.js";
 import { AnchorCoordinator__factory, DemoToken__factory, type AnchorCoordinator, type DemoToken } from "../../types/ethers-contracts/index.js";
 
@@ -154,6 +158,29 @@ export function testParticipant(world: TaskWorld, { signer, taskId, data, seed, 
     pollMs: 20,
     ...rest,
   });
+}
+
+/**
+ * Client i of `people` trains honestly on shard i of `pool` from `base` (one epoch of SGD, seed
+ * 100 i + round), pins its update and commits; once all have committed, all reveal.
+ */
+export async function honestRound(
+  world: TaskWorld,
+  at: { taskId: bigint; round: bigint; spec: ModelSpec; pool: Dataset; people: readonly Account[]; base: { digest: Hex32; tensors: readonly Tensor[] } },
+): Promise<void> {
+  const { taskId, round, spec, base } = at;
+  const reveals: (() => Promise<unknown>)[] = [];
+  for (const [i, person] of at.people.entries()) {
+    const { delta } = await trainLocal({ spec, globalWeights: base.tensors, data: shard(at.pool, i), epochs: 1, batchSize: 32, learningRate: 0.1, optimizer: "sgd", seed: i * 100 + Number(round) });
+    const bytes = encodeUpdate(delta, { taskId, round, participant: person.address, baseModelDigest: base.digest, numSamples: 100, kind: "delta", modelSpecDigest: modelSpecDigest(spec), extra: {} });
+    await world.store.pin((await world.store.put(bytes)).cid);
+    const digest = sha256Digest(bytes);
+    const salt = randomSalt();
+    const commitment = commitmentOf({ chainId: world.chainId, coordinator: world.coordinatorAddress, taskId, round, participant: person.address, updateDigest: digest, salt });
+    await send("commit", () => world.coordinator(person).commit(taskId, round, commitment));
+    reveals.push(() => send("reveal", () => world.coordinator(person).reveal(taskId, round, digest, 100n, salt, ZERO_ROOT)));
+  }
+  for (const reveal of reveals) await reveal();
 }
 
 /**
