@@ -1,8 +1,8 @@
 // Gathering reputation's history: the finalized rounds of the window before a round (from the
-// RoundFinalized events gather.ts read), and each one's report from the content store (its digest is the on-chain one, so the store cannot
-// lie about it). The window bounds the cost: at most `window` reports per round, however long
-// the task runs. A report that cannot be fetched stops the round: a score computed without it
-// would differ from everyone else's.
+// RoundFinalized events gather.ts read), and each one's report from the content store (its
+// digest is the on-chain one, so the store cannot lie about it). The window bounds the cost: at
+// most `window` reports per round, however long the task runs. A report that cannot be fetched
+// stops the round: a score computed without it would differ from everyone else's.
 import { getAddress } from "ethers";
 import { fetchReport } from "../protocol/models.js";
 import type { ContentStore } from "../store/index.js";
