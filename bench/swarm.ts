@@ -38,12 +38,13 @@ import { makeContext, type Context } from "../scripts/commands/context.js";
 import { AnchorCoordinator__factory, DemoToken__factory } from "../types/ethers-contracts/index.js";
 import { machineLine, markdownTable, writeSection } from "./report.js";
 
-const COMMAND = "npx tsx bench/swarm.ts";
 const TOKEN = 10n ** 18n;
 const CLIENTS = 6;
 const SEED = 1;
 const roundsArg = process.argv.indexOf("--rounds");
 const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 4;
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`--rounds: expected a whole number of rounds, at least 1, found ${JSON.stringify(process.argv[roundsArg + 1])}`);
+const COMMAND = `npx tsx bench/swarm.ts${ROUNDS !== 4 ? ` --rounds ${ROUNDS}` : ""}`;
 
 const { ethers } = await network.create();
 type Account = Signer & { address: string };
