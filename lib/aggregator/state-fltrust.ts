@@ -50,7 +50,7 @@ export async function loadRootData(name: string): Promise<Dataset> {
 }
 
 /** A root set with its training settings, defaults filled in (the seed defaults to the root set's). */
-export function rootTrainingPlan(rootData: string, training: Partial<RootTraining>): Omit<ServerUpdateSource, "backend"> {
+function rootTrainingPlan(rootData: string, training: Partial<RootTraining>): Omit<ServerUpdateSource, "backend"> {
   const { seed } = parseRootData(rootData);
   return { rootData, training: { ...DEFAULT_ROOT_TRAINING, seed, ...training } };
 }
